@@ -1,0 +1,93 @@
+"""Input validation shared by the public entry points (one place, messages that name the argument)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def check_tensor(x: Any, name: str, *, min_dim: int = 1) -> Tensor:
+    """Return ``x`` if it is a finite floating tensor with at least ``min_dim`` dimensions."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() < min_dim:
+        raise ValueError(f"{name} must have at least {min_dim} dimension(s), got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def check_batch(x: Any, name: str = "x", dim: int | None = None) -> Tensor:
+    """A batch ``(B, *shape)``; when ``dim`` is given, ``prod(shape)`` must equal it."""
+    x = check_tensor(x, name, min_dim=2)
+    if dim is not None and math.prod(x.shape[1:]) != dim:
+        raise ValueError(f"{name} must have shape (B, ...) with {dim} features per item, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_time(t: Any, x: Tensor, name: str = "t") -> Tensor:
+    """Time as a ``(B,)`` tensor with ``x``'s dtype and device; ``t`` is a float or a ``(B,)``/``()`` tensor in [0, 1]."""
+    if isinstance(t, bool) or not isinstance(t, (int, float, torch.Tensor)):
+        raise TypeError(f"{name} must be a float or a tensor, got {type(t).__name__}")
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.dim() == 0:
+        t = t.expand(x.shape[0])
+    elif t.shape != (x.shape[0],):
+        raise ValueError(f"{name} must be a scalar or have shape ({x.shape[0]},), got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or bool((t > 1).any()):
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{t.min().item():g}, {t.max().item():g}]")
+    return t
+
+
+def check_scalar_time(t: Any, name: str = "t") -> float:
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(t).__name__}")
+    if not 0.0 <= float(t) <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {t}")
+    return float(t)
+
+
+def check_positive_int(n: Any, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n}")
+    return n
+
+
+def check_positive(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {v}")
+    return float(v)
+
+
+def check_callable(f: Any, name: str) -> Callable:
+    if not callable(f):
+        raise TypeError(f"{name} must be callable, got {type(f).__name__}")
+    return f
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_generator(generator: Any) -> torch.Generator | None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
+def batch_view(v: Tensor, x: Tensor) -> Tensor:
+    """Reshape a per-item ``(B,)`` tensor so it broadcasts against ``x`` of shape ``(B, *shape)``."""
+    return v.reshape(-1, *([1] * (x.dim() - 1)))

@@ -1,0 +1,19 @@
+"""Data sets that need no download."""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def digits(dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), pixel values 0..16 mapped to [-1, 1].
+
+    Returns ``(images, labels)`` with shapes ``(1797, 1, 8, 8)`` and ``(1797,)``.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.images, dtype=dtype or torch.get_default_dtype()) / 8.0 - 1.0
+    return images.unsqueeze(1), torch.as_tensor(bunch.target, dtype=torch.long)

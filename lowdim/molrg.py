@@ -1,0 +1,159 @@
+r"""Mixture of low-rank Gaussians (MoLRG) and its closed-form posterior mean (Lemma 1 of the tutorial).
+
+:math:`x_0 \sim \sum_k \pi_k\,\mathcal N(0, U_k U_k^\top)` with orthonormal :math:`U_k \in \mathbb R^{d\times r_k}`.
+Then :math:`x_t \mid k \sim \mathcal N(0, \alpha_t^2 U_kU_k^\top + \beta_t^2 I)` and
+
+.. math::
+    \mathbb E[x_0 \mid x_t] = \frac{\alpha_t}{\alpha_t^2+\beta_t^2}\sum_k w_k(x_t)\, U_kU_k^\top x_t,\qquad
+    w_k \propto \pi_k \Big(\frac{\beta_t^2}{\alpha_t^2+\beta_t^2}\Big)^{r_k/2}
+    \exp\big(\phi_t \|U_k^\top x_t\|^2\big),\quad \phi_t = \frac{\alpha_t^2}{2\beta_t^2(\alpha_t^2+\beta_t^2)}.
+
+The rank factor cancels when all :math:`r_k` are equal, which gives the tutorial's form. Weights are a
+softmax of logits (log-sum-exp), so they stay finite for tiny :math:`\beta_t` and huge :math:`\|x_t\|`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from ._checks import check_generator, check_positive_int, check_tensor
+from .denoisers import PosteriorMeanDenoiser
+from .schedules import Schedule
+
+Tensor = torch.Tensor
+
+
+def _orthonormality_tol(dtype: torch.dtype) -> float:
+    return 1e-8 if dtype == torch.float64 else 1e-4
+
+
+class MoLRG(PosteriorMeanDenoiser):
+    r"""Mixture of low-rank Gaussians :math:`\sum_k \pi_k \mathcal N(0, U_kU_k^\top)`.
+
+    ``bases``: a ``(K, d, r)`` tensor or a list of ``(d, r_k)`` tensors with orthonormal columns
+    (ranks may differ); ``weights``: ``(K,)`` mixing weights :math:`\pi_k` summing to 1 (default uniform).
+    Inputs ``x`` may be ``(B, d)`` or ``(B, *shape)`` with ``prod(shape) == d``.
+    """
+
+    def __init__(self, bases: Tensor | Sequence[Tensor], weights: Tensor | Sequence[float] | None = None) -> None:
+        if isinstance(bases, torch.Tensor):
+            bases = check_tensor(bases, "bases", min_dim=3)
+            if bases.dim() != 3:
+                raise ValueError(
+                    f"bases must be a (K, d, r) tensor or a list of (d, r_k) tensors, got shape {tuple(bases.shape)}"
+                )
+            bases = list(bases.unbind(0))
+        elif not isinstance(bases, (list, tuple)) or len(bases) == 0:
+            raise TypeError("bases must be a (K, d, r) tensor or a non-empty list of (d, r_k) tensors")
+        bases = [check_tensor(U, f"bases[{k}]", min_dim=2) for k, U in enumerate(bases)]
+        d = bases[0].shape[0]
+        for k, U in enumerate(bases):
+            if U.dim() != 2 or U.shape[0] != d:
+                raise ValueError(f"bases[{k}] must have shape ({d}, r_k), got {tuple(U.shape)}")
+            r = U.shape[1]
+            if not 1 <= r <= d:
+                raise ValueError(f"bases[{k}] has rank r = {r}; need 1 <= r <= d = {d}")
+            gram_error = (U.T @ U - torch.eye(r, dtype=U.dtype, device=U.device)).abs().max().item()
+            if gram_error > _orthonormality_tol(U.dtype):
+                raise ValueError(f"bases[{k}] must have orthonormal columns (max |U^T U - I| = {gram_error:.2e})")
+        K = len(bases)
+        if weights is None:
+            weights = torch.full((K,), 1.0 / K, dtype=bases[0].dtype)
+        weights = check_tensor(torch.as_tensor(weights, dtype=bases[0].dtype), "weights")
+        if weights.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
+        if bool((weights <= 0).any()) or abs(weights.sum().item() - 1) > 1e-6:
+            raise ValueError("weights must be positive and sum to 1")
+        self.dim, self.n_components = d, K
+        self.ranks = [U.shape[1] for U in bases]
+        self.weights = weights
+        self.bases = bases
+        # Zero-padded stack (K, d, r_max): zero columns change neither U^T x norms nor U U^T x.
+        r_max = max(self.ranks)
+        self._stacked = torch.zeros(K, d, r_max, dtype=bases[0].dtype, device=bases[0].device)
+        for k, U in enumerate(bases):
+            self._stacked[k, :, : U.shape[1]] = U
+
+    def _projections(self, x: Tensor) -> Tensor:
+        """Coefficients :math:`U_k^\top x`, shape ``(B, K, r_max)``."""
+        return torch.einsum("bd,kdr->bkr", x, self._stacked.to(x))
+
+    def _logits(self, coeffs: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
+        snr_total = alpha**2 + beta2
+        phi = alpha**2 / (2 * beta2 * snr_total)
+        ranks = torch.tensor(self.ranks, dtype=coeffs.dtype, device=coeffs.device)
+        return (
+            torch.log(self.weights.to(coeffs)) + 0.5 * ranks * torch.log(beta2 / snr_total) + phi * (coeffs**2).sum(-1)
+        )
+
+    def _posterior_mean(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
+        coeffs = self._projections(x)
+        w = torch.softmax(self._logits(coeffs, alpha, beta2), dim=1)
+        mixed = torch.einsum("bk,bkr,kdr->bd", w, coeffs, self._stacked.to(x))
+        return alpha / (alpha**2 + beta2) * mixed
+
+    def posterior_weights(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
+        r"""Posterior component probabilities :math:`w_k(x) = P(k \mid x_t = x)`, shape ``(B, K)``."""
+        flat, alpha, beta2 = self._flat_inputs(x, t, schedule)
+        return torch.softmax(self._logits(self._projections(flat), alpha, beta2), dim=1)
+
+    def log_prob(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
+        r"""Log-density :math:`\log p_t(x)` of :math:`x_t`, shape ``(B,)`` (for :math:`t > 0`)."""
+        flat, alpha, beta2 = self._flat_inputs(x, t, schedule)
+        coeffs = self._projections(flat)
+        d = self.dim
+        per_component = (
+            self._logits(coeffs, alpha, beta2)
+            - 0.5 * d * torch.log(2 * math.pi * beta2)
+            - (flat**2).sum(1, keepdim=True) / (2 * beta2)
+        )
+        return torch.logsumexp(per_component, dim=1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        r"""Draw ``n`` points :math:`x_0 = U_k a`, :math:`k\sim\pi`, :math:`a\sim\mathcal N(0, I_{r_k})`.
+
+        Returns ``(x, labels)`` with shapes ``(n, d)`` and ``(n,)``.
+        """
+        n = check_positive_int(n, "n")
+        generator = check_generator(generator)
+        device = self._stacked.device
+        labels = torch.multinomial(self.weights.cpu().double(), n, replacement=True, generator=generator).to(device)
+        r_max = self._stacked.shape[2]
+        a = torch.randn(n, r_max, generator=generator, dtype=self._stacked.dtype)
+        mask = torch.arange(r_max) < torch.tensor(self.ranks)[labels.cpu()].unsqueeze(1)
+        a = (a * mask).to(device)
+        x = torch.einsum("ndr,nr->nd", self._stacked[labels], a)
+        return x, labels
+
+    def __repr__(self) -> str:
+        return f"MoLRG(d={self.dim}, K={self.n_components}, ranks={self.ranks})"
+
+
+def random_molrg(
+    d: int,
+    K: int,
+    r: int | Sequence[int],
+    generator: torch.Generator | None = None,
+    weights: Tensor | Sequence[float] | None = None,
+    dtype: torch.dtype | None = None,
+) -> MoLRG:
+    """A MoLRG whose ``K`` subspaces of ranks ``r`` (an int or ``K`` ints) are mutually orthogonal and uniformly
+    random (QR of a Gaussian ``d x sum(r)`` matrix); needs ``sum(r) <= d``."""
+    d = check_positive_int(d, "d")
+    K = check_positive_int(K, "K")
+    ranks = [r] * K if isinstance(r, int) else list(r)
+    if len(ranks) != K:
+        raise ValueError(f"r must be an int or a list of K = {K} ints, got {r}")
+    for rk in ranks:
+        check_positive_int(rk, "r")
+    if sum(ranks) > d:
+        raise ValueError(f"need sum(r) <= d for mutually orthogonal subspaces, got sum(r) = {sum(ranks)} > d = {d}")
+    generator = check_generator(generator)
+    G = torch.randn(d, sum(ranks), generator=generator, dtype=torch.float64)
+    Q, R = torch.linalg.qr(G)
+    Q = Q * torch.sign(torch.diagonal(R))  # unique QR, so the law of Q is uniform
+    bases = list(Q.to(dtype or torch.get_default_dtype()).split(ranks, dim=1))
+    return MoLRG([U.contiguous() for U in bases], weights)
