@@ -82,9 +82,10 @@ def sampler_explorer(model: MoLRG, schedule: Schedule, n: int = 500, seed: int =
 
 
 def denoiser_explorer(
-    fields: dict[str, Callable[[Tensor, Tensor], Tensor]], model: MoLRG, lim: float = 3.0, grid: int = 15
+    fields: dict[str, Callable[[Tensor, Tensor], Tensor]], model: MoLRG, lim: float = 3.0, grid: int = 13
 ) -> widgets.Widget:
-    r"""Slider over :math:`t`: the displacement :math:`D(x, t) - x` of each denoiser in ``fields`` on a 2-D grid."""
+    r"""Slider over :math:`t`: the displacement :math:`D(x, t) - x` (drawn at half length) of each denoiser in
+    ``fields`` on a 2-D grid, with the lines of ``model``."""
     axis = torch.linspace(-lim, lim, grid, dtype=torch.float64)
     xx = torch.cartesian_prod(axis, axis)
 
@@ -93,7 +94,8 @@ def denoiser_explorer(
         with torch.no_grad():
             for ax, (name, D) in zip(axes[0], fields.items()):
                 v = D(xx, torch.full((len(xx),), t, dtype=xx.dtype)) - xx
-                ax.quiver(xx[:, 0], xx[:, 1], v[:, 0], v[:, 1], angles="xy", scale_units="xy", scale=1, width=4e-3)
+                # Arrows at half length so that neighbours do not overlap.
+                ax.quiver(xx[:, 0], xx[:, 1], v[:, 0], v[:, 1], angles="xy", scale_units="xy", scale=2, width=4e-3)
                 for U in model.bases:
                     line = torch.tensor([-lim, lim], dtype=U.dtype)[:, None] * U[:, 0] / U[:, 0].abs().max()
                     ax.plot(line[:, 0], line[:, 1], "r-", lw=1)

@@ -1,0 +1,54 @@
+# make book   create .venv, install, fetch the web assets, execute every chapter, build _build/html (-W)
+# make test   create .venv if needed, run the unit tests and nbval over every chapter in _toc.yml
+# make serve  serve _build/html on http://localhost:8000 (widgets need http; math also works from file://)
+# make lab    open the chapters in JupyterLab (.md files open as notebooks through jupytext)
+# make clean  remove build outputs (keeps .venv; `make distclean` removes it too)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+VENDOR := book/_static/vendor/.stamp
+
+# Kernels from this environment win over a user-wide "python3" kernelspec.
+export JUPYTER_PREFER_ENV_PATH := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test lab serve clean distclean lint
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lowdim)" >/dev/null
+	rm -f $(VENV)/.installed-* && touch $@
+
+$(VENDOR): scripts/vendor_web_assets.sh
+	bash scripts/vendor_web_assets.sh book/_static/vendor
+
+book: $(STAMP) $(VENDOR)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python scripts/check_site.py _build/html
+	@echo "built _build/html; serve it with: make serve"
+
+serve:
+	$(BIN)/python -m http.server --directory _build/html 8000
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check lowdim tests benchmarks scripts
+	$(BIN)/ruff format --check lowdim tests
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet "jupyterlab>=4,<5" "jupytext==1.19.6"
+	$(BIN)/jupyter lab --notebook-dir=. book/intro.md
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache .hypothesis book/_static/vendor .jupyter_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
