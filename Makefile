@@ -42,9 +42,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check lowdim tests benchmarks scripts
 	$(BIN)/ruff format --check lowdim tests
 
+# JupyterLab opens .md files with jupytext's notebook view by default (settings override inside .venv only).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet "jupyterlab>=4,<5" "jupytext==1.19.6"
-	$(BIN)/jupyter lab --notebook-dir=. book/intro.md
+	mkdir -p $(dir $(LAB_OVERRIDES))
+	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' > $(LAB_OVERRIDES)
+	$(BIN)/jupyter lab --notebook-dir=. book/01_forward_process.md
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache .hypothesis book/_static/vendor .jupyter_cache
