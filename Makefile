@@ -1,4 +1,4 @@
-# make book   create .venv, install, fetch the web assets, execute every chapter, build _build/html (-W)
+# make book   create .venv, install, fetch the web assets (from the npm registry, no npm needed), execute every chapter, build _build/html (-W)
 # make test   create .venv if needed, run the unit tests and nbval over every chapter in _toc.yml
 # make serve  serve _build/html on http://localhost:8000 (widgets need http; math also works from file://)
 # make lab    open the chapters in JupyterLab (.md files open as notebooks through jupytext)
@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lowdim)" >/dev/null
 	rm -f $(VENV)/.installed-* && touch $@
 
-$(VENDOR): scripts/vendor_web_assets.sh
-	bash scripts/vendor_web_assets.sh book/_static/vendor
+$(VENDOR): scripts/vendor_web_assets.py
+	$(PYTHON) scripts/vendor_web_assets.py book/_static/vendor
 
 book: $(STAMP) $(VENDOR)
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -39,8 +39,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check lowdim tests benchmarks scripts
-	$(BIN)/ruff format --check lowdim tests
+	$(BIN)/ruff check lowdim tests scripts
+	$(BIN)/ruff format --check lowdim tests scripts
 
 # JupyterLab opens .md files with jupytext's notebook view by default (settings override inside .venv only).
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from ._checks import check_generator, check_positive_int, check_tensor
+from ._random import randn
 from .denoisers import PosteriorMeanDenoiser
 from .schedules import Schedule
 
@@ -55,7 +56,7 @@ class MoLRG(PosteriorMeanDenoiser):
                 raise ValueError(f"bases[{k}] must have shape ({d}, r_k), got {tuple(U.shape)}")
             r = U.shape[1]
             if not 1 <= r <= d:
-                raise ValueError(f"bases[{k}] has rank r = {r}; need 1 <= r <= d = {d}")
+                raise ValueError(f"bases[{k}] must have 1 <= r_k <= d = {d} columns, got r_k = {r}")
             gram_error = (U.T @ U - torch.eye(r, dtype=U.dtype, device=U.device)).abs().max().item()
             if gram_error > _orthonormality_tol(U.dtype):
                 raise ValueError(f"bases[{k}] must have orthonormal columns (max |U^T U - I| = {gram_error:.2e})")
@@ -78,7 +79,7 @@ class MoLRG(PosteriorMeanDenoiser):
             self._stacked[k, :, : U.shape[1]] = U
 
     def _projections(self, x: Tensor) -> Tensor:
-        """Coefficients :math:`U_k^\top x`, shape ``(B, K, r_max)``."""
+        r"""Coefficients :math:`U_k^\top x`, shape ``(B, K, r_max)``."""
         return torch.einsum("bd,kdr->bkr", x, self._stacked.to(x))
 
     def _logits(self, coeffs: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
@@ -122,7 +123,7 @@ class MoLRG(PosteriorMeanDenoiser):
         device = self._stacked.device
         labels = torch.multinomial(self.weights.cpu().double(), n, replacement=True, generator=generator).to(device)
         r_max = self._stacked.shape[2]
-        a = torch.randn(n, r_max, generator=generator, dtype=self._stacked.dtype)
+        a = randn((n, r_max), generator, self._stacked.dtype, "cpu")
         mask = torch.arange(r_max) < torch.tensor(self.ranks)[labels.cpu()].unsqueeze(1)
         a = (a * mask).to(device)
         x = torch.einsum("ndr,nr->nd", self._stacked[labels], a)
@@ -150,7 +151,9 @@ def random_molrg(
     for rk in ranks:
         check_positive_int(rk, "r")
     if sum(ranks) > d:
-        raise ValueError(f"need sum(r) <= d for mutually orthogonal subspaces, got sum(r) = {sum(ranks)} > d = {d}")
+        raise ValueError(
+            f"r must satisfy sum(r) <= d for mutually orthogonal subspaces, got sum(r) = {sum(ranks)} > d = {d}"
+        )
     generator = check_generator(generator)
     G = torch.randn(d, sum(ranks), generator=generator, dtype=torch.float64)
     Q, R = torch.linalg.qr(G)

@@ -25,6 +25,7 @@ from ._checks import (
     check_positive_int,
     check_tensor,
 )
+from ._random import randn
 from .schedules import Schedule
 
 Tensor = torch.Tensor
@@ -50,7 +51,7 @@ def time_grid(
     steps = check_positive_int(steps, "steps")
     check_positive(rho, "rho")
     if not 0 < t_min <= t_max <= 1:
-        raise ValueError(f"need 0 < t_min <= t_max <= 1, got t_min={t_min}, t_max={t_max}")
+        raise ValueError(f"t_min and t_max must satisfy 0 < t_min <= t_max <= 1, got t_min={t_min}, t_max={t_max}")
     dtype = dtype or torch.float64
     if steps == 1:
         return torch.tensor([t_max, 0.0], dtype=dtype)
@@ -72,7 +73,7 @@ def sample_prior(
 ) -> Tensor:
     r"""Noise to start from: :math:`x_1 = \beta_1 \varepsilon` (the :math:`\alpha_1 x_0` term is neglected)."""
     generator = check_generator(generator)
-    eps = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+    eps = randn(shape, generator, dtype or torch.get_default_dtype(), device or "cpu")
     return schedule.beta(torch.tensor(1.0, dtype=eps.dtype, device=eps.device)) * eps
 
 
@@ -111,6 +112,8 @@ def sample(
     x = check_batch(x_T, "x_T")
     check_choice(method, "method", METHODS)
     generator = check_generator(generator)
+    if method == "sde" and generator is None:
+        raise ValueError("generator is required for method='sde' (a torch.Generator makes the run reproducible)")
     if t_grid is None:
         t_grid = time_grid(schedule, steps, t_min=t_min)
     t_grid = check_tensor(t_grid, "t_grid").to(dtype=x.dtype, device=x.device)
@@ -149,7 +152,7 @@ def sample(
             x = alpha_next * x_tilde_next
         else:  # "sde"
             ratio2 = (beta_next / alpha_next) ** 2 / (beta / alpha) ** 2
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            z = randn(x.shape, generator, x.dtype, x.device)
             x_tilde = D + ratio2 * (x / alpha - D) + (beta_next / alpha_next) * (1 - ratio2).clamp_min(0).sqrt() * z
             x = alpha_next * x_tilde
     return x

@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import batch_view, check_batch, check_generator, check_positive_int, check_time
+from ._random import randn
 from .schedules import Schedule
 
 Tensor = torch.Tensor
@@ -21,7 +22,7 @@ def perturb(
     x0 = check_batch(x0, "x0")
     t = check_time(t, x0)
     generator = check_generator(generator)
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    eps = randn(x0.shape, generator, x0.dtype, x0.device)
     alpha, beta = batch_view(schedule.alpha(t), x0), batch_view(schedule.beta(t), x0)
     return alpha * x0 + beta * eps, eps
 
@@ -47,7 +48,7 @@ def simulate_forward_sde(
     path[0] = x = x0
     for i in tqdm(range(steps), desc="forward SDE", disable=not progress):
         t = times[i]
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        z = randn(x.shape, generator, x.dtype, x.device)
         x = x + schedule.drift(x, t) * dt + schedule.diffusion(t) * dt**0.5 * z
         path[i + 1] = x
     return path

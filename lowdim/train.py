@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import batch_view, check_batch, check_choice, check_generator, check_positive, check_positive_int
+from ._random import rand, randn
 from .schedules import Schedule
 
 Tensor = torch.Tensor
@@ -32,10 +33,11 @@ def dsm_loss(
     sigma_data: float = 0.5,
 ) -> Tensor:
     r"""Monte-Carlo denoising loss on a batch ``x0`` ``(B, *shape)``: :math:`t\sim\mathcal U[t_\min, 1]`, one noise each."""
+    x0 = check_batch(x0, "x0")
     check_choice(weighting, "weighting", WEIGHTINGS)
     B = x0.shape[0]
-    t = t_min + (1 - t_min) * torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    t = t_min + (1 - t_min) * rand(B, generator, x0.dtype, x0.device)
+    eps = randn(x0.shape, generator, x0.dtype, x0.device)
     alpha, beta = batch_view(schedule.alpha(t), x0), batch_view(schedule.beta(t), x0)
     err = ((model(alpha * x0 + beta * eps, t) - x0) ** 2).reshape(B, -1).sum(1)
     sigma2 = schedule.sigma(t) ** 2
@@ -72,7 +74,9 @@ def train_denoiser(
     model.train()
     bar = tqdm(range(steps), desc="training", disable=not progress)
     for _ in bar:
-        idx = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
+        idx = torch.randint(
+            0, data.shape[0], (batch_size,), generator=generator, device=generator.device if generator else "cpu"
+        ).to(data.device)
         loss = dsm_loss(model, data[idx], schedule, generator=generator, weighting=weighting)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

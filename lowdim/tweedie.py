@@ -36,7 +36,7 @@ def denoiser_from_score(score: Field, schedule: Schedule) -> Field:
 
     def denoiser(x: Tensor, t: float | Tensor) -> Tensor:
         t = check_time(t, x)
-        alpha, beta2 = batch_view(schedule.alpha(t), x), batch_view(schedule.beta(t) ** 2, x)
+        alpha, beta2 = batch_view(schedule.alpha(t), x), batch_view(safe_beta2(schedule.beta(t)), x)
         return (x + beta2 * score(x, t)) / alpha
 
     return denoiser

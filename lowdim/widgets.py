@@ -1,8 +1,13 @@
-"""ipywidgets explorers used by the chapters. Each returns a widget; its first frame is the default figure."""
+"""ipywidgets explorers used by the chapters.
+
+Each explorer is a thin wrapper around a ``*_frame`` function that draws one setting; the chapters call the frame
+function with the explorer's default values for the static figure next to it, so the two always agree.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -32,80 +37,102 @@ def _explorer(draw: Callable[..., None], controls: dict[str, widgets.Widget]) ->
     return widgets.VBox([widgets.HBox(list(controls.values())), out])
 
 
-def forward_noising_explorer(
-    points: Tensor, labels: Tensor, image: Tensor, schedule: Schedule, seed: int = 0
-) -> widgets.Widget:
-    r"""Slider over :math:`t`: a 2-D point cloud ``(n, 2)`` and an image ``(C, H, W)`` noised with the same schedule.
-
-    The noise :math:`\varepsilon` is drawn once, so moving the slider shows :math:`x_t = \alpha_t x_0 + \beta_t\varepsilon`
-    along one path.
-    """
+def noising_frame(
+    points: Tensor, labels: Tensor, image: Tensor, schedule: Schedule, t: float = 0.3, seed: int = 0
+) -> plt.Figure:
+    r"""A 2-D point cloud ``(n, 2)`` and an image ``(C, H, W)`` at time ``t``: :math:`\alpha_t x_0 + \beta_t\varepsilon`
+    with one fixed draw of :math:`\varepsilon` per ``seed``."""
     g = torch.Generator().manual_seed(seed)
     eps_points = torch.randn(points.shape, generator=g, dtype=points.dtype)
     eps_image = torch.randn(image.shape, generator=g, dtype=image.dtype)
+    tt = torch.tensor(t, dtype=points.dtype)
+    a, b = schedule.alpha(tt), schedule.beta(tt)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(7, 3.3), layout="constrained")
+    plotting.plot_points(ax0, a * points + b * eps_points, labels, lim=3.5)
+    ax0.set_title(rf"2-D mixture, $\alpha_t={a:.2f}$, $\beta_t={b:.2f}$")
+    plotting.show_image(ax1, a * image + b * eps_image, vmin=-2, vmax=2)
+    ax1.set_title(f"digit at t = {t:.2f}")
+    return fig
 
-    def draw(t: float) -> None:
-        tt = torch.tensor(t, dtype=points.dtype)
-        a, b = schedule.alpha(tt), schedule.beta(tt)
-        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(7, 3.3), layout="constrained")
-        plotting.plot_points(ax0, a * points + b * eps_points, labels, lim=3.5)
-        ax0.set_title(rf"2-D mixture, $\alpha_t={a:.2f}$, $\beta_t={b:.2f}$")
-        plotting.show_image(ax1, a * image + b * eps_image, vmin=-2, vmax=2)
-        ax1.set_title(f"digit at t = {t:.2f}")
 
+def forward_noising_explorer(
+    points: Tensor, labels: Tensor, image: Tensor, schedule: Schedule, seed: int = 0
+) -> widgets.Widget:
+    """Slider over ``t`` for :func:`noising_frame` (default ``t = 0.3``); the noise stays fixed along the slider."""
     slider = widgets.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="t", continuous_update=False)
-    return _explorer(draw, {"t": slider})
+    return _explorer(partial(noising_frame, points, labels, image, schedule, seed=seed), {"t": slider})
+
+
+def sampler_frame(
+    model: MoLRG, schedule: Schedule, method: str = "heun", steps: int = 10, n: int = 500, seed: int = 0
+) -> plt.Figure:
+    """Samples of a 2-D MoLRG by ``method`` with ``steps`` steps, coloured by component, with the median
+    distance to the nearest line in the title."""
+    x_T = sample_prior(schedule, (n, model.dim), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x = sample(
+        model.denoiser(schedule),
+        x_T,
+        schedule,
+        steps=steps,
+        method=method,
+        generator=torch.Generator().manual_seed(seed + 1),
+    )
+    fig, ax = plt.subplots(figsize=(3.6, 3.6), layout="constrained")
+    labels = model.posterior_weights(x, 1e-3, schedule).argmax(1)
+    plotting.plot_points(ax, x, labels, lim=3.5)
+    off = torch.stack([(x - x @ U @ U.T).norm(dim=1) for U in model.bases]).min(0).values
+    ax.set_title(f"{method}, {steps} steps: median off-line distance {off.median():.1e}", fontsize=9)
+    return fig
 
 
 def sampler_explorer(model: MoLRG, schedule: Schedule, n: int = 500, seed: int = 0) -> widgets.Widget:
-    """Pick a sampler and a number of steps; see the samples of a 2-D MoLRG and their distance to the lines."""
-    x_T = sample_prior(schedule, (n, model.dim), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-    def draw(method: str, steps: int) -> None:
-        x = sample(
-            model.denoiser(schedule),
-            x_T,
-            schedule,
-            steps=steps,
-            method=method,
-            generator=torch.Generator().manual_seed(seed + 1),
-        )
-        fig, ax = plt.subplots(figsize=(3.6, 3.6), layout="constrained")
-        labels = model.posterior_weights(x, 1e-3, schedule).argmax(1)
-        plotting.plot_points(ax, x, labels, lim=3.5)
-        off = torch.stack([(x - x @ U @ U.T).norm(dim=1) for U in model.bases]).min(0).values
-        ax.set_title(f"{method}, {steps} steps: median off-line distance {off.median():.1e}", fontsize=9)
-
+    """Pick a sampler and a number of steps for :func:`sampler_frame` (default Heun, 10 steps)."""
     method = widgets.Dropdown(options=["euler", "ddim", "heun", "sde"], value="heun", description="method")
     steps = widgets.IntSlider(value=10, min=2, max=100, description="steps", continuous_update=False)
+    draw = partial(sampler_frame, model, schedule, n=n, seed=seed)
     return _explorer(draw, {"method": method, "steps": steps})
+
+
+def denoiser_frame(
+    fields: dict[str, Callable[[Tensor, Tensor], Tensor]],
+    model: MoLRG,
+    t: float = 0.2,
+    lim: float = 3.0,
+    grid: int = 13,
+) -> plt.Figure:
+    r"""The displacement :math:`D(x, t) - x` (drawn at half length) of each denoiser in ``fields`` on a 2-D grid,
+    with the lines of ``model``."""
+    axis = torch.linspace(-lim, lim, grid, dtype=torch.float64)
+    xx = torch.cartesian_prod(axis, axis)
+    fig, axes = plt.subplots(1, len(fields), figsize=(3.4 * len(fields), 3.4), layout="constrained", squeeze=False)
+    with torch.no_grad():
+        for ax, (name, D) in zip(axes[0], fields.items()):
+            v = D(xx, torch.full((len(xx),), t, dtype=xx.dtype)) - xx
+            # Arrows at half length so that neighbours do not overlap.
+            ax.quiver(xx[:, 0], xx[:, 1], v[:, 0], v[:, 1], angles="xy", scale_units="xy", scale=2, width=4e-3)
+            for U in model.bases:
+                line = torch.tensor([-lim, lim], dtype=U.dtype)[:, None] * U[:, 0] / U[:, 0].abs().max()
+                ax.plot(line[:, 0], line[:, 1], "r-", lw=1)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_title(f"{name}, t = {t:.2f}", fontsize=9)
+    return fig
 
 
 def denoiser_explorer(
     fields: dict[str, Callable[[Tensor, Tensor], Tensor]], model: MoLRG, lim: float = 3.0, grid: int = 13
 ) -> widgets.Widget:
-    r"""Slider over :math:`t`: the displacement :math:`D(x, t) - x` (drawn at half length) of each denoiser in
-    ``fields`` on a 2-D grid, with the lines of ``model``."""
-    axis = torch.linspace(-lim, lim, grid, dtype=torch.float64)
-    xx = torch.cartesian_prod(axis, axis)
-
-    def draw(t: float) -> None:
-        fig, axes = plt.subplots(1, len(fields), figsize=(3.4 * len(fields), 3.4), layout="constrained", squeeze=False)
-        with torch.no_grad():
-            for ax, (name, D) in zip(axes[0], fields.items()):
-                v = D(xx, torch.full((len(xx),), t, dtype=xx.dtype)) - xx
-                # Arrows at half length so that neighbours do not overlap.
-                ax.quiver(xx[:, 0], xx[:, 1], v[:, 0], v[:, 1], angles="xy", scale_units="xy", scale=2, width=4e-3)
-                for U in model.bases:
-                    line = torch.tensor([-lim, lim], dtype=U.dtype)[:, None] * U[:, 0] / U[:, 0].abs().max()
-                    ax.plot(line[:, 0], line[:, 1], "r-", lw=1)
-                ax.set_xlim(-lim, lim)
-                ax.set_ylim(-lim, lim)
-                ax.set_aspect("equal")
-                ax.set_title(f"{name}, t = {t:.2f}", fontsize=9)
-
+    """Slider over ``t`` for :func:`denoiser_frame` (default ``t = 0.2``)."""
     slider = widgets.FloatSlider(value=0.2, min=0.02, max=1.0, step=0.02, description="t", continuous_update=False)
-    return _explorer(draw, {"t": slider})
+    return _explorer(partial(denoiser_frame, fields, model, lim=lim, grid=grid), {"t": slider})
 
 
-__all__ = ["denoiser_explorer", "forward_noising_explorer", "sampler_explorer"]
+__all__ = [
+    "denoiser_explorer",
+    "denoiser_frame",
+    "forward_noising_explorer",
+    "noising_frame",
+    "sampler_explorer",
+    "sampler_frame",
+]

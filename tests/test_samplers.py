@@ -24,15 +24,26 @@ def moments(x, U):
     return rel_cov_err, off_energy
 
 
+def sample_with_last_state(D, x_T, schedule, **kw):
+    """Samples and the scaled state x_t / alpha_t at the last grid time t_min, before the final denoising step
+    (which returns D itself and would hide the solver's error)."""
+    seen = []
+    x = ld.sample(D, x_T, schedule, callback=seen.append, **kw)
+    last = seen[-1]
+    return x, last["x"] / schedule.alpha(last["t"])
+
+
 @pytest.mark.parametrize("schedule", [ld.VP(), ld.VE()], ids=repr)
 def test_heun_pf_ode_recovers_low_rank_gaussian(gaussian, schedule):
     U = gaussian.bases[0]
     x_T = ld.sample_prior(schedule, (20_000, D_AMBIENT), generator=gen(1))
-    x = ld.sample(gaussian.denoiser(schedule), x_T, schedule, steps=50, method="heun")
+    x, x_last = sample_with_last_state(gaussian.denoiser(schedule), x_T, schedule, steps=50, method="heun")
     rel_cov_err, off_energy = moments(x, U)
-    # Monte-Carlo error of the r x r covariance block is about sqrt((r + 1) / n) / sqrt(2) ~ 1 %.
+    # Monte-Carlo error of the relative covariance is about sqrt((r + 1) / n) = 1.6 %.
     assert rel_cov_err < 0.05
-    assert off_energy < 1e-3
+    # At t_min the exact flow keeps an off-subspace energy fraction (d - r) sigma_min^2 / r ~ 4e-4.
+    assert moments(x_last, U)[1] < 1e-3
+    assert off_energy < 1e-20  # the last step returns D, which lies on the subspace
 
 
 def errors_against_reference(gaussian, schedule, method, steps, seed):
@@ -59,16 +70,17 @@ def test_ddim_converges_at_first_order(gaussian):
 
 @pytest.mark.parametrize("schedule", [ld.VP(), ld.VE()], ids=repr)
 def test_reverse_sde_matches_moments(gaussian, schedule):
-    # The ancestral step is first order: its variance bias is about 5 / steps here (checked below), so at
-    # 1,000 steps it is ~0.5 %, under the Monte-Carlo error sqrt(2 / (n r)) = 0.7 % of the mean variance.
+    # The ancestral step is first order: its variance bias is about 10 / steps here (checked below), so at
+    # 1,000 steps it is ~1 %; the Monte-Carlo error of the mean variance is sqrt(2 / (n r)) = 0.7 %.
     U = gaussian.bases[0]
     n = 10_000
     x_T = ld.sample_prior(schedule, (n, D_AMBIENT), generator=gen(4))
-    x = ld.sample(gaussian.denoiser(schedule), x_T, schedule, steps=1000, method="sde", generator=gen(5))
-    rel_cov_err, off_energy = moments(x, U)
-    assert rel_cov_err < 0.05 and off_energy < 1e-3
+    D = gaussian.denoiser(schedule)
+    x, x_last = sample_with_last_state(D, x_T, schedule, steps=1000, method="sde", generator=gen(5))
+    rel_cov_err, _ = moments(x, U)
+    assert rel_cov_err < 0.05 and moments(x_last, U)[1] < 1e-3
     var = torch.trace(U.T @ x.T @ x @ U).item() / (n * RANK)
-    assert abs(var - 1) < 4 * (2 / (n * RANK)) ** 0.5 + 5e-3
+    assert abs(var - 1) < 4 * (2 / (n * RANK)) ** 0.5 + 1e-2
     assert x.mean(0).abs().max().item() < 5 / n**0.5
 
 
@@ -100,9 +112,15 @@ def test_pf_ode_with_empirical_denoiser_lands_on_training_points(method):
     train = torch.randn(10, 2, generator=gen(9))
     D = ld.EmpiricalDenoiser(train).denoiser(schedule)
     x_T = ld.sample_prior(schedule, (200, 2), generator=gen(10))
-    x = ld.sample(D, x_T, schedule, steps=50, method=method, generator=gen(11))
-    nearest = torch.cdist(x, train).min(1).values
-    assert nearest.max().item() < 1e-2
+    x, x_last = sample_with_last_state(D, x_T, schedule, steps=50, method=method, generator=gen(11))
+    # Before the final denoising step the state is already within ~sigma_min of a training point ...
+    assert torch.cdist(x_last, train).min(1).values.max().item() < 0.05
+    assert torch.cdist(x, train).min(1).values.max().item() < 1e-2
+    # ... and it is the same training point that a 400-step solution reaches from the same noise.
+    if method != "sde":
+        reference = ld.sample(D, x_T, schedule, steps=400, method=method)
+        same = (torch.cdist(x, train).argmin(1) == torch.cdist(reference, train).argmin(1)).float().mean().item()
+        assert same >= 0.95
 
 
 def test_ddim_equals_euler_in_scaled_variables(gaussian):

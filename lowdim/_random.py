@@ -1,0 +1,17 @@
+"""Random draws that honour a ``generator`` on any device: draw where the generator lives, then move."""
+
+from __future__ import annotations
+
+import torch
+
+
+def randn(shape, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """Standard normal tensor of ``shape`` on ``device``; same ``generator`` state, same numbers on every device."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device)
+
+
+def rand(shape, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """Uniform [0, 1) tensor of ``shape`` on ``device``, drawn on the generator's device."""
+    where = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, dtype=dtype, device=where).to(device)

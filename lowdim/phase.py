@@ -1,0 +1,156 @@
+r"""Phase transitions of subspace recovery: success probability over (intrinsic dimension r, samples N).
+
+For each cell and trial we draw ``K`` mutually orthogonal uniformly random subspaces of rank ``r`` in
+:math:`\mathbb R^d`, ``N`` noise-free points on each (:math:`x = U_k a`, :math:`a \sim \mathcal N(0, I_r)`), fit the
+subspaces with ``method`` and call the trial a **success** when :func:`~lowdim.subspaces.subspace_recovery_error`
+is below ``threshold`` (default 0.1, i.e. a root-mean-square principal-angle sine of about 0.1).
+
+All trials of a sweep run as one batched tensor program: data sets of different sizes are zero-padded to a
+common ``(B, K N_max, d)`` tensor (zero rows change neither covariance nor objective) and ranks are handled by
+column masks, so there is no Python loop over cells or trials — only over chunks that bound memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._checks import check_choice, check_generator, check_positive_int
+from .subspaces import batched_recovery_error, ksubspaces_batched, top_eigenvectors
+
+Tensor = torch.Tensor
+METHODS = ("pca", "ksubspaces")
+
+
+@dataclass
+class PhaseTransition:
+    """Result of :func:`phase_transition`: ``errors`` ``(len(ranks), len(sample_sizes), trials)``."""
+
+    method: str
+    d: int
+    K: int
+    ranks: list[int]
+    sample_sizes: list[int]
+    errors: np.ndarray
+    threshold: float
+
+    @property
+    def success(self) -> np.ndarray:
+        """Empirical success probability per cell, ``(len(ranks), len(sample_sizes))``."""
+        return (self.errors < self.threshold).mean(-1)
+
+    def boundary(self, level: float = 0.5) -> np.ndarray:
+        """For each rank, the smallest N whose success probability reaches ``level`` (NaN if none)."""
+        out = []
+        for row in self.success:
+            hit = np.nonzero(row >= level)[0]
+            out.append(self.sample_sizes[hit[0]] if len(hit) else np.nan)
+        return np.array(out, dtype=float)
+
+    def plot(self, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
+        """Heat map of the success probability (rows: r, columns: N), with the line N = r."""
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
+        im = ax.imshow(
+            self.success,
+            origin="lower",
+            cmap="gray",
+            vmin=0,
+            vmax=1,
+            aspect="auto",
+            extent=(self.sample_sizes[0] - 0.5, self.sample_sizes[-1] + 0.5, self.ranks[0] - 0.5, self.ranks[-1] + 0.5),
+        )
+        ax.plot(self.ranks, self.ranks, "r--", lw=1, label="$N = r$")
+        ax.set_xlabel("N (samples per component)" if self.K > 1 else "N (samples)")
+        ax.set_ylabel("r (intrinsic dimension)")
+        ax.set_title(title or f"{self.method}, d = {self.d}, K = {self.K}", fontsize=9)
+        ax.legend(loc="upper left", fontsize=8)
+        plt.colorbar(im, ax=ax, label="success probability")
+        return ax
+
+
+def sweep_data(
+    d: int,
+    K: int,
+    ranks: Sequence[int],
+    sample_sizes: Sequence[int],
+    trials: int,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """All data sets of a sweep, in cell order ``(rank, N, trial)``.
+
+    Returns ``X`` ``(B, K * N_max, d)`` (zero rows pad data sets with fewer points), the true bases
+    ``(B, K, d, r_max)`` and the column mask ``(B, K, r_max)``, with ``B = len(ranks) * len(sample_sizes) * trials``.
+    """
+    r_max, n_max = max(ranks), max(sample_sizes)
+    r_of = torch.tensor(ranks).repeat_interleave(len(sample_sizes) * trials)
+    n_of = torch.tensor(sample_sizes).repeat_interleave(trials).repeat(len(ranks))
+    B = len(r_of)
+    Q, R = torch.linalg.qr(torch.randn(B, d, K * r_max, generator=generator, dtype=dtype))
+    Q = Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)
+    col_mask = (torch.arange(r_max)[None, :] < r_of[:, None])[:, None, :].expand(B, K, r_max)
+    bases = Q.reshape(B, d, K, r_max).permute(0, 2, 1, 3) * col_mask[:, :, None, :]
+    coeffs = torch.randn(B, K, n_max, r_max, generator=generator, dtype=dtype)
+    row_mask = torch.arange(n_max)[None, :] < n_of[:, None]  # (B, n_max)
+    coeffs = coeffs * row_mask[:, None, :, None] * col_mask[:, :, None, :]
+    X = torch.einsum("bkdr,bknr->bknd", bases, coeffs).reshape(B, K * n_max, d)
+    return X, bases, col_mask
+
+
+def fit_subspaces(
+    method: str, X: Tensor, col_mask: Tensor, generator: torch.Generator | None = None, restarts: int = 3
+) -> Tensor:
+    """Estimated bases ``(B, K, d, r_max)`` for data sets ``X`` ``(B, N, d)`` by ``method``."""
+    if method == "pca":
+        C = X.transpose(1, 2) @ X
+        return top_eigenvectors(C, col_mask.shape[-1])[:, None] * col_mask[:, :, None, :]
+    return ksubspaces_batched(X, col_mask, restarts=restarts, generator=generator)[0]
+
+
+def phase_transition(
+    method: str,
+    d: int,
+    K: int,
+    ranks: Sequence[int],
+    sample_sizes: Sequence[int],
+    trials: int,
+    generator: torch.Generator | None = None,
+    threshold: float = 0.1,
+    chunk_size: int = 256,
+    progress: bool = False,
+) -> PhaseTransition:
+    """Success probability of recovering ``K`` orthogonal rank-``r`` subspaces from ``N`` points each.
+
+    ``method`` is ``"pca"`` (``K`` must be 1) or ``"ksubspaces"``; see the module docstring for the data and the
+    success criterion. The data sets are drawn with ``generator`` in cell order, so the same seed gives the same
+    sweep; trials run batched in chunks of ``chunk_size``.
+    """
+    check_choice(method, "method", METHODS)
+    d, K, trials = check_positive_int(d, "d"), check_positive_int(K, "K"), check_positive_int(trials, "trials")
+    if method == "pca" and K != 1:
+        raise ValueError(f"K must be 1 for method 'pca', got K = {K}")
+    if not ranks or not sample_sizes:
+        raise ValueError("ranks and sample_sizes must be non-empty")
+    for n in sample_sizes:
+        check_positive_int(n, "sample_sizes")
+    for r in ranks:
+        check_positive_int(r, "ranks")
+    if K * max(ranks) > d:
+        raise ValueError(
+            f"ranks must satisfy K * max(ranks) <= d for orthogonal subspaces, got {K} * {max(ranks)} > {d}"
+        )
+    generator = check_generator(generator)
+    X, truth, col_mask = sweep_data(d, K, ranks, sample_sizes, trials, generator)
+    errors = []
+    for start in tqdm(range(0, len(X), chunk_size), desc=f"{method} sweep", disable=not progress):
+        sl = slice(start, start + chunk_size)
+        est = fit_subspaces(method, X[sl], col_mask[sl], generator)
+        errors.append(batched_recovery_error(est, truth[sl], col_mask[sl]))
+    errors = torch.cat(errors).reshape(len(ranks), len(sample_sizes), trials).numpy()
+    return PhaseTransition(method, d, K, list(ranks), list(sample_sizes), errors, threshold)

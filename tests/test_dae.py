@@ -1,0 +1,53 @@
+"""The MoLRG-parameterized DAE: it is the Lemma 1 denoiser at the true bases, and training it (K = 1) is PCA."""
+
+import pytest
+import torch
+
+import lowdim as ld
+from lowdim.dae import dae_loss
+from tests.conftest import gen
+
+
+def test_dae_at_the_true_bases_is_the_posterior_mean():
+    truth = ld.random_molrg(12, 2, 3, generator=gen(0))
+    dae = ld.LowRankDAE(12, 2, 3, schedule=ld.VE())
+    with torch.no_grad():
+        dae.U.copy_(torch.stack(truth.bases))
+    x = 2 * torch.randn(7, 12, generator=gen(1))
+    t = torch.linspace(0.05, 1.0, 7)
+    torch.testing.assert_close(dae(x, t), truth.posterior_mean(x, t, ld.VE()), rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_models_are_independent():
+    stacked = ld.LowRankDAE(10, 2, 2, n_models=3, generator=gen(2))
+    data = torch.randn(3, 6, 10, generator=gen(3))
+    loss = dae_loss(stacked, data, generator=gen(4))
+    loss.backward()
+    grad = stacked.U.grad.clone()
+    # The gradient of model 1 does not depend on the data of models 0 and 2.
+    stacked.U.grad = None
+    data2 = data.clone()
+    data2[0] += 1.0
+    data2[2] *= 3.0
+    dae_loss(stacked, data2, generator=gen(4)).backward()
+    torch.testing.assert_close(stacked.U.grad[1], grad[1], rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(stacked.U.grad[0], grad[0])
+
+
+@pytest.mark.parametrize("n, succeeds", [(10, True), (2, False)])
+def test_training_the_dae_with_k_1_is_pca(n, succeeds):
+    # Theorem (K = 1): the denoising loss of x_U is minimized by the top-r principal subspace of the data; with
+    # n < r points the remaining directions are not identified, as for PCA.
+    d, r = 24, 3
+    truth = ld.random_molrg(d, 1, r, generator=gen(5))
+    X = (truth.bases[0] @ torch.randn(r, n, generator=gen(6))).T
+    dae = ld.LowRankDAE(d, 1, r, generator=gen(7))
+    ld.train_dae(dae, X, steps=300, lr=0.05, draws=8, generator=gen(8), progress=False)
+    learned = dae.bases[0]
+    assert torch.allclose(learned.T @ learned, torch.eye(r), atol=1e-10)  # kept orthonormal
+    error = ld.subspace_recovery_error([learned], truth.bases)
+    if succeeds:
+        assert error < 0.05
+        assert ld.subspace_recovery_error([learned], [ld.pca(X, r)]) < 0.05
+    else:
+        assert error > 0.3
