@@ -90,19 +90,27 @@ class LowRankDAE(nn.Module):
         return out if stacked else out[0]
 
 
+# Low noise: the clustering signal is strongest there (nearly hard weights w_k) and the per-sample gradient of the
+# noise-only term ||c U U^T beta eps||^2, whose expectation does not depend on U, is smallest (it scales like sigma^2);
+# at sigma ~ 0.1 it drowns data directions of small energy (measured: PCA agreement 80 % -> 94 % of cells).
+SIGMA_RANGE = (0.002, 0.02)
+
+
 def dae_loss(
     model: LowRankDAE,
     x0: Tensor,
     generator: torch.Generator | None = None,
     draws: int = 4,
-    sigma_range: tuple[float, float] = (0.1, 3.0),
+    sigma_range: tuple[float, float] = SIGMA_RANGE,
+    per_model: bool = False,
 ) -> Tensor:
     r"""Monte-Carlo denoising loss :math:`\mathbb E\|x_\theta(\alpha_t x_0 + \beta_t\varepsilon, t) - x_0\|^2`, summed over
     models and averaged over points.
 
     ``x0``: ``(N, d)``, or ``(n_models, N, d)`` for a stack (zero rows are padding and are skipped). Each point gets
-    ``draws`` noise levels with :math:`\log\sigma_t` uniform on ``sigma_range`` — where the loss carries signal —
-    and one noise vector each.
+    ``draws`` noise levels with :math:`\log\sigma_t` uniform on ``sigma_range`` and one noise vector each. Low
+    noise levels carry the clustering signal (the weights :math:`w_k` are nearly hard there) and the least
+    gradient noise; every level has the same minimizer. ``per_model=True`` returns the ``(n_models,)`` losses.
     """
     stacked = model.n_models is not None
     xs = x0 if stacked else x0[None]
@@ -117,8 +125,8 @@ def dae_loss(
     pred = model(xt if stacked else xt[0], t if stacked else t[0])
     pred = pred if stacked else pred[None]
     real = (xs.pow(2).sum(-1) > 0).to(xs.dtype)  # padding rows do not count
-    per_model = ((pred - xs).pow(2).sum(-1) * real).sum(1) / real.sum(1).clamp_min(1)
-    return per_model.sum()
+    losses = ((pred - xs).pow(2).sum(-1) * real).sum(1) / real.sum(1).clamp_min(1)
+    return losses if per_model else losses.sum()
 
 
 def train_dae(
@@ -129,7 +137,7 @@ def train_dae(
     draws: int = 4,
     generator: torch.Generator | None = None,
     progress: bool = True,
-    sigma_range: tuple[float, float] = (0.1, 3.0),
+    sigma_range: tuple[float, float] = SIGMA_RANGE,
 ) -> list[float]:
     """Adam on :func:`dae_loss` with all points of every data set in each step; returns the loss per step."""
     check_tensor(data, "data", min_dim=2)

@@ -21,10 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_generator, check_positive_int
+from .dae import SIGMA_RANGE, LowRankDAE, dae_loss, train_dae
 from .subspaces import batched_recovery_error, ksubspaces_batched, top_eigenvectors
 
 Tensor = torch.Tensor
-METHODS = ("pca", "ksubspaces")
+METHODS = ("pca", "ksubspaces", "dae")
 
 
 @dataclass
@@ -104,13 +105,56 @@ def sweep_data(
 
 
 def fit_subspaces(
-    method: str, X: Tensor, col_mask: Tensor, generator: torch.Generator | None = None, restarts: int = 3
+    method: str,
+    X: Tensor,
+    col_mask: Tensor,
+    generator: torch.Generator | None = None,
+    restarts: int | None = None,
+    steps: int = 600,
 ) -> Tensor:
-    """Estimated bases ``(B, K, d, r_max)`` for data sets ``X`` ``(B, N, d)`` by ``method``."""
+    """Estimated bases ``(B, K, d, r_max)`` for data sets ``X`` ``(B, N, d)`` by ``method``.
+
+    ``restarts`` defaults to 3 for ``"ksubspaces"`` (greedy seeding makes more unnecessary on clean data) and to 1
+    for ``"dae"`` with ``K = 1`` (the PCA landscape is benign), 16 for ``"dae"`` with ``K > 1``.
+    """
+    K = col_mask.shape[1]
     if method == "pca":
         C = X.transpose(1, 2) @ X
         return top_eigenvectors(C, col_mask.shape[-1])[:, None] * col_mask[:, :, None, :]
-    return ksubspaces_batched(X, col_mask, restarts=restarts, generator=generator)[0]
+    if method == "ksubspaces":
+        return ksubspaces_batched(X, col_mask, restarts=restarts or 3, generator=generator)[0]
+    return fit_dae_batched(X, col_mask, generator, restarts or (1 if K == 1 else 16), steps)
+
+
+def fit_dae_batched(
+    X: Tensor,
+    col_mask: Tensor,
+    generator: torch.Generator | None,
+    restarts: int,
+    steps: int,
+    lr: float = 0.05,
+    draws: int = 4,
+    sigma_range: tuple[float, float] = SIGMA_RANGE,
+) -> Tensor:
+    """Train one stacked :class:`~lowdim.dae.LowRankDAE` per rank on all data sets of that rank (times restarts) at
+    once, in float32, and keep for each data set the restart with the lowest denoising loss (fixed noise)."""
+    B, N, d = X.shape
+    K, r_max = col_mask.shape[1:]
+    ranks = col_mask[:, 0].sum(-1)
+    est = torch.zeros(B, K, d, r_max, dtype=X.dtype)
+    for r in ranks.unique().tolist():
+        idx = torch.nonzero(ranks == r)[:, 0]
+        data = X[idx].float().repeat_interleave(restarts, 0)
+        model = LowRankDAE(d, K, r, n_models=len(data), generator=generator, dtype=torch.float32)
+        train_dae(
+            model, data, steps=steps, lr=lr, draws=draws, generator=generator, progress=False, sigma_range=sigma_range
+        )
+        with torch.no_grad():
+            fixed_noise = torch.Generator().manual_seed(0)  # the same draws for every restart
+            final = dae_loss(model, data, fixed_noise, 16, sigma_range, per_model=True)
+        best = final.reshape(len(idx), restarts).argmin(1) + torch.arange(len(idx)) * restarts
+        est[idx, :, :, :r] = model.bases[best].to(X.dtype)
+    return est
 
 
 def phase_transition(
@@ -124,12 +168,15 @@ def phase_transition(
     threshold: float = 0.1,
     chunk_size: int = 256,
     progress: bool = False,
+    restarts: int | None = None,
+    steps: int = 600,
 ) -> PhaseTransition:
     """Success probability of recovering ``K`` orthogonal rank-``r`` subspaces from ``N`` points each.
 
-    ``method`` is ``"pca"`` (``K`` must be 1) or ``"ksubspaces"``; see the module docstring for the data and the
-    success criterion. The data sets are drawn with ``generator`` in cell order, so the same seed gives the same
-    sweep; trials run batched in chunks of ``chunk_size``.
+    ``method`` is ``"pca"`` (``K`` must be 1), ``"ksubspaces"`` or ``"dae"`` (the MoLRG-parameterized DAE trained by
+    :func:`~lowdim.dae.train_dae`, all data sets of one rank as one stacked model); see the module docstring for
+    the data and the success criterion. The data sets are drawn with ``generator`` in cell order, so the same seed
+    gives the same sweep; trials run batched in chunks of ``chunk_size`` (for ``"dae"``: groups of equal rank).
     """
     check_choice(method, "method", METHODS)
     d, K, trials = check_positive_int(d, "d"), check_positive_int(K, "K"), check_positive_int(trials, "trials")
@@ -147,10 +194,14 @@ def phase_transition(
         )
     generator = check_generator(generator)
     X, truth, col_mask = sweep_data(d, K, ranks, sample_sizes, trials, generator)
+    if method == "dae":
+        est = fit_subspaces("dae", X, col_mask, generator, restarts, steps)
+        errors = batched_recovery_error(est, truth, col_mask).reshape(len(ranks), len(sample_sizes), trials).numpy()
+        return PhaseTransition(method, d, K, list(ranks), list(sample_sizes), errors, threshold)
     errors = []
     for start in tqdm(range(0, len(X), chunk_size), desc=f"{method} sweep", disable=not progress):
         sl = slice(start, start + chunk_size)
-        est = fit_subspaces(method, X[sl], col_mask[sl], generator)
+        est = fit_subspaces(method, X[sl], col_mask[sl], generator, restarts)
         errors.append(batched_recovery_error(est, truth[sl], col_mask[sl]))
     errors = torch.cat(errors).reshape(len(ranks), len(sample_sizes), trials).numpy()
     return PhaseTransition(method, d, K, list(ranks), list(sample_sizes), errors, threshold)
