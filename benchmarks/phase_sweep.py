@@ -3,9 +3,10 @@
     python benchmarks/phase_sweep.py                 # d = 48, K = 1, r = 1..8, N = 1..15, 20 trials
     python benchmarks/phase_sweep.py --loop-trials 0 # time the whole per-trial loop too (slow: tens of minutes)
 
-The batched sweep is timed in full. The loop trains one LowRankDAE per data set with the same steps, learning
-rate and noise draws; by default it runs on a random sample of ``--loop-trials`` data sets and the full loop time
-is extrapolated from its mean (printed as such). Both run in this process, one after the other, in float32.
+The batched sweep (``lowdim.phase_transition(method="dae")``: one stacked model per rank) is timed in full. The loop
+trains one LowRankDAE per data set with the same steps and noise draws; by default it runs on a random sample of
+``--loop-trials`` data sets and the full loop time is extrapolated from its mean (printed as such). Both run in
+this process, one after the other, in float32.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import torch
 
 from lowdim.dae import LowRankDAE, train_dae
-from lowdim.phase import fit_dae_batched, sweep_data
+from lowdim.phase import phase_transition, row_generators, sweep_data
 
 
 def main() -> None:
@@ -33,8 +34,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     ranks, sizes = list(range(1, args.max_rank + 1)), list(range(1, args.max_n + 1))
-    X, _, mask = sweep_data(args.d, args.K, ranks, sizes, args.trials, torch.Generator().manual_seed(0))
-    B = len(X)
+    rows = [
+        sweep_data(args.d, args.K, r, sizes, args.trials, g)[0] for r, g in zip(ranks, row_generators(None, len(ranks)))
+    ]
+    datasets = [(r, X[b]) for r, X in zip(ranks, rows) for b in range(len(X))]
+    B = len(datasets)
     restarts = 1 if args.K == 1 else 16
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(
@@ -43,7 +47,9 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    fit_dae_batched(X, mask, torch.Generator().manual_seed(1), restarts, args.steps)
+    phase_transition(
+        "dae", args.d, args.K, ranks, sizes, args.trials, torch.Generator().manual_seed(0), steps=args.steps
+    )
     batched = time.perf_counter() - t0
     print(f"batched: {batched:8.1f} s for all {B} data sets")
 
@@ -51,8 +57,8 @@ def main() -> None:
     picks = torch.randperm(B, generator=torch.Generator().manual_seed(2))[:n_loop]
     t0 = time.perf_counter()
     for b in picks.tolist():
-        r = int(mask[b, 0].sum())
-        data = X[b][X[b].norm(dim=1) > 0].float()
+        r, X = datasets[b]
+        data = X[X.norm(dim=1) > 0].float()
         for restart in range(restarts):
             model = LowRankDAE(
                 args.d, args.K, r, generator=torch.Generator().manual_seed(b * 100 + restart), dtype=torch.float32

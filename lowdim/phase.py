@@ -5,9 +5,9 @@ For each cell and trial we draw ``K`` mutually orthogonal uniformly random subsp
 subspaces with ``method`` and call the trial a **success** when :func:`~lowdim.subspaces.subspace_recovery_error`
 is below ``threshold`` (default 0.1, i.e. a root-mean-square principal-angle sine of about 0.1).
 
-All trials of a sweep run as one batched tensor program: data sets of different sizes are zero-padded to a
-common ``(B, K N_max, d)`` tensor (zero rows change neither covariance nor objective) and ranks are handled by
-column masks, so there is no Python loop over cells or trials — only over chunks that bound memory.
+All trials of a row (one rank) run as one batched tensor program: data sets of different sizes are zero-padded to
+a common ``(B, K N_max, d)`` tensor (zero rows change neither covariance nor objective), so there is no Python loop
+over sample sizes or trials — only over the ranks and over chunks that bound memory.
 """
 
 from __future__ import annotations
@@ -45,6 +45,33 @@ class PhaseTransition:
         """Empirical success probability per cell, ``(len(ranks), len(sample_sizes))``."""
         return (self.errors < self.threshold).mean(-1)
 
+    def save(self, path: str) -> None:
+        """Write the sweep to a ``.npz`` file (plain arrays, no pickle)."""
+        np.savez_compressed(
+            path,
+            method=np.array(self.method),
+            d=self.d,
+            K=self.K,
+            ranks=np.array(self.ranks),
+            sample_sizes=np.array(self.sample_sizes),
+            errors=self.errors,
+            threshold=self.threshold,
+        )
+
+    @classmethod
+    def load(cls, path: str) -> PhaseTransition:
+        """Read a sweep written by :meth:`save` (``allow_pickle=False``)."""
+        with np.load(path, allow_pickle=False) as f:
+            return cls(
+                str(f["method"]),
+                int(f["d"]),
+                int(f["K"]),
+                f["ranks"].tolist(),
+                f["sample_sizes"].tolist(),
+                f["errors"],
+                float(f["threshold"]),
+            )
+
     def boundary(self, level: float = 0.5) -> np.ndarray:
         """For each rank, the smallest N whose success probability reaches ``level`` (NaN if none)."""
         out = []
@@ -75,33 +102,31 @@ class PhaseTransition:
         return ax
 
 
-def sweep_data(
-    d: int,
-    K: int,
-    ranks: Sequence[int],
-    sample_sizes: Sequence[int],
-    trials: int,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """All data sets of a sweep, in cell order ``(rank, N, trial)``.
+def row_generators(generator: torch.Generator | None, n_rows: int) -> list[torch.Generator]:
+    """One generator per row of a sweep, seeded by successive draws from ``generator``: row ``i`` gets the same
+    stream whatever the number of rows, so a sweep over the first few ranks reproduces those rows exactly."""
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=generator)) for _ in range(n_rows)]
+    return [torch.Generator().manual_seed(s) for s in seeds]
 
-    Returns ``X`` ``(B, K * N_max, d)`` (zero rows pad data sets with fewer points), the true bases
-    ``(B, K, d, r_max)`` and the column mask ``(B, K, r_max)``, with ``B = len(ranks) * len(sample_sizes) * trials``.
+
+def sweep_data(
+    d: int, K: int, r: int, sample_sizes: Sequence[int], trials: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """The data sets of one row (rank ``r``) of a sweep, in cell order ``(N, trial)``, in float64.
+
+    Returns ``X`` ``(B, K * N_max, d)`` (zero rows pad data sets with fewer points) and the true bases
+    ``(B, K, d, r)``, with ``B = len(sample_sizes) * trials``.
     """
-    r_max, n_max = max(ranks), max(sample_sizes)
-    r_of = torch.tensor(ranks).repeat_interleave(len(sample_sizes) * trials)
-    n_of = torch.tensor(sample_sizes).repeat_interleave(trials).repeat(len(ranks))
-    B = len(r_of)
-    Q, R = torch.linalg.qr(torch.randn(B, d, K * r_max, generator=generator, dtype=dtype))
+    n_max = max(sample_sizes)
+    n_of = torch.tensor(list(sample_sizes)).repeat_interleave(trials)
+    B = len(n_of)
+    Q, R = torch.linalg.qr(torch.randn(B, d, K * r, generator=generator, dtype=torch.float64))
     Q = Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)
-    col_mask = (torch.arange(r_max)[None, :] < r_of[:, None])[:, None, :].expand(B, K, r_max)
-    bases = Q.reshape(B, d, K, r_max).permute(0, 2, 1, 3) * col_mask[:, :, None, :]
-    coeffs = torch.randn(B, K, n_max, r_max, generator=generator, dtype=dtype)
-    row_mask = torch.arange(n_max)[None, :] < n_of[:, None]  # (B, n_max)
-    coeffs = coeffs * row_mask[:, None, :, None] * col_mask[:, :, None, :]
+    bases = Q.reshape(B, d, K, r).permute(0, 2, 1, 3)
+    coeffs = torch.randn(B, K, n_max, r, generator=generator, dtype=torch.float64)
+    coeffs = coeffs * (torch.arange(n_max)[None, :] < n_of[:, None])[:, None, :, None]
     X = torch.einsum("bkdr,bknr->bknd", bases, coeffs).reshape(B, K * n_max, d)
-    return X, bases, col_mask
+    return X, bases
 
 
 def fit_subspaces(
@@ -175,8 +200,10 @@ def phase_transition(
 
     ``method`` is ``"pca"`` (``K`` must be 1), ``"ksubspaces"`` or ``"dae"`` (the MoLRG-parameterized DAE trained by
     :func:`~lowdim.dae.train_dae`, all data sets of one rank as one stacked model); see the module docstring for
-    the data and the success criterion. The data sets are drawn with ``generator`` in cell order, so the same seed
-    gives the same sweep; trials run batched in chunks of ``chunk_size`` (for ``"dae"``: groups of equal rank).
+    the data and the success criterion. Each row (rank) is an independently seeded sub-sweep (see
+    :func:`row_generators`), so the same seed gives the same sweep and a sweep over the first ranks reproduces those
+    rows; within a row all trials and sample sizes run batched, in chunks of ``chunk_size`` (one stacked DAE for
+    ``"dae"``).
     """
     check_choice(method, "method", METHODS)
     d, K, trials = check_positive_int(d, "d"), check_positive_int(K, "K"), check_positive_int(trials, "trials")
@@ -193,15 +220,18 @@ def phase_transition(
             f"ranks must satisfy K * max(ranks) <= d for orthogonal subspaces, got {K} * {max(ranks)} > {d}"
         )
     generator = check_generator(generator)
-    X, truth, col_mask = sweep_data(d, K, ranks, sample_sizes, trials, generator)
-    if method == "dae":
-        est = fit_subspaces("dae", X, col_mask, generator, restarts, steps)
-        errors = batched_recovery_error(est, truth, col_mask).reshape(len(ranks), len(sample_sizes), trials).numpy()
-        return PhaseTransition(method, d, K, list(ranks), list(sample_sizes), errors, threshold)
-    errors = []
-    for start in tqdm(range(0, len(X), chunk_size), desc=f"{method} sweep", disable=not progress):
-        sl = slice(start, start + chunk_size)
-        est = fit_subspaces(method, X[sl], col_mask[sl], generator, restarts)
-        errors.append(batched_recovery_error(est, truth[sl], col_mask[sl]))
-    errors = torch.cat(errors).reshape(len(ranks), len(sample_sizes), trials).numpy()
+    rows = []
+    for r, g in tqdm(
+        list(zip(ranks, row_generators(generator, len(ranks)))), desc=f"{method} sweep", disable=not progress
+    ):
+        X, truth = sweep_data(d, K, r, sample_sizes, trials, g)
+        col_mask = torch.ones(len(X), K, r, dtype=torch.bool)
+        size = len(X) if method == "dae" else chunk_size  # one stacked DAE per row; chunks bound memory otherwise
+        errors = []
+        for start in range(0, len(X), size):
+            sl = slice(start, start + size)
+            est = fit_subspaces(method, X[sl], col_mask[sl], g, restarts, steps)
+            errors.append(batched_recovery_error(est, truth[sl], col_mask[sl]))
+        rows.append(torch.cat(errors).reshape(len(sample_sizes), trials))
+    errors = torch.stack(rows).numpy()
     return PhaseTransition(method, d, K, list(ranks), list(sample_sizes), errors, threshold)

@@ -75,6 +75,12 @@ def subspace_distance(U: Tensor, V: Tensor) -> Tensor:
     return (_residual2(U, V) + _residual2(V, U)).sqrt()
 
 
+def principal_cosines(U: Tensor, V: Tensor) -> Tensor:
+    r"""Cosines of the principal angles between the spans of orthonormal ``U`` ``(d, r)`` and ``V`` ``(d, s)``:
+    the singular values of :math:`U^\top V`, largest first, ``(min(r, s),)``."""
+    return torch.linalg.svdvals(U.T @ V)
+
+
 def subspace_recovery_error(estimate: Sequence[Tensor] | Tensor, truth: Sequence[Tensor] | Tensor) -> float:
     r"""Relative error of a union of subspaces, minimized over matchings of the components:
 

@@ -14,9 +14,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import plotting
-from .molrg import MoLRG
+from .dae import LowRankDAE, train_dae
+from .molrg import MoLRG, random_molrg
 from .samplers import sample, sample_prior
 from .schedules import Schedule
+from .subspaces import pca, principal_cosines, subspace_recovery_error
 
 Tensor = torch.Tensor
 
@@ -128,11 +130,45 @@ def denoiser_explorer(
     return _explorer(partial(denoiser_frame, fields, model, lim=lim, grid=grid), {"t": slider})
 
 
+def pca_cell_frame(r: int = 4, n: int = 4, d: int = 48, seed: int = 0, steps: int = 600) -> plt.Figure:
+    r"""One cell of the :math:`K = 1` phase transition: ``n`` points on a random rank-``r`` subspace of
+    :math:`\mathbb R^d`; cosines of the principal angles between the true subspace and the ones found by PCA and by
+    the trained :class:`~lowdim.dae.LowRankDAE` (all ones = exact recovery)."""
+    g = torch.Generator().manual_seed(seed)
+    truth = random_molrg(d, 1, r, generator=g, dtype=torch.float64).bases[0]
+    X = (truth @ torch.randn(r, n, generator=g, dtype=torch.float64)).T
+    dae = LowRankDAE(d, 1, r, generator=g, dtype=torch.float64)
+    train_dae(dae, X, steps=steps, generator=g, progress=False)
+    found = {"PCA": pca(X, r), "trained DAE": dae.bases[0]}
+    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="constrained")
+    width = 0.38
+    for i, (name, U) in enumerate(found.items()):
+        cos = principal_cosines(U, truth)
+        err = subspace_recovery_error([U], [truth])
+        ax.bar(torch.arange(1, r + 1) + (i - 0.5) * width, cos, width, label=f"{name} (error {err:.2f})")
+    ax.set(xlabel="principal angle index", ylabel="cosine", ylim=(0, 1.05), xticks=range(1, r + 1))
+    ax.set_title(f"r = {r}, N = {n}, d = {d}: {'N >= r' if n >= r else 'N < r'}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def pca_cell_explorer(d: int = 48) -> widgets.Widget:
+    """Sliders for ``r``, ``N`` and the trial seed of :func:`pca_cell_frame` (defaults r = 4, N = 4, seed 0)."""
+    controls = {
+        "r": widgets.IntSlider(value=4, min=1, max=8, description="r", continuous_update=False),
+        "n": widgets.IntSlider(value=4, min=1, max=15, description="N", continuous_update=False),
+        "seed": widgets.IntSlider(value=0, min=0, max=19, description="trial", continuous_update=False),
+    }
+    return _explorer(partial(pca_cell_frame, d=d), controls)
+
+
 __all__ = [
     "denoiser_explorer",
     "denoiser_frame",
     "forward_noising_explorer",
     "noising_frame",
+    "pca_cell_explorer",
+    "pca_cell_frame",
     "sampler_explorer",
     "sampler_frame",
 ]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import lowdim as ld
-from lowdim.phase import fit_subspaces, phase_transition, sweep_data
+from lowdim.phase import fit_subspaces, phase_transition, row_generators, sweep_data
 from lowdim.subspaces import batched_recovery_error, k_subspaces, pca, subspace_distance, subspace_recovery_error
 from tests.conftest import gen
 
@@ -41,13 +41,22 @@ def test_recovery_error_minimizes_over_permutations():
 
 
 def test_batched_recovery_error_matches_the_scipy_matching():
-    X, truth, mask = sweep_data(24, 3, [1, 3], [2, 5], trials=3, generator=gen(6))
+    X, truth = sweep_data(24, 3, 3, [2, 5], trials=3, generator=gen(6))
+    mask = torch.ones(len(X), 3, 3, dtype=torch.bool)
     est = fit_subspaces("ksubspaces", X, mask, generator=gen(7))
     batched = batched_recovery_error(est, truth, mask)
     for b in range(len(X)):
-        r = int(mask[b, 0].sum())
-        loop = subspace_recovery_error(list(est[b, :, :, :r]), list(truth[b, :, :, :r]))
+        loop = subspace_recovery_error(list(est[b]), list(truth[b]))
         assert batched[b].item() == pytest.approx(loop, abs=1e-7)
+    # Unequal ranks through the column mask: zero columns do not count.
+    mask[:, 0, 2] = False
+    est[:, 0, :, 2] = 0
+    truth = truth.clone()
+    truth[:, 0, :, 2] = 0
+    masked = batched_recovery_error(est, truth, mask)
+    for b in range(len(X)):
+        loop = subspace_recovery_error([est[b, 0, :, :2], *est[b, 1:]], [truth[b, 0, :, :2], *truth[b, 1:]])
+        assert masked[b].item() == pytest.approx(loop, abs=1e-7)
 
 
 def test_pca_is_the_top_eigenspace():
@@ -98,14 +107,20 @@ def test_pca_phase_transition_is_sharp_at_n_equals_r():
 def test_batched_sweep_matches_a_per_trial_loop():
     ranks, sizes, trials = [1, 2, 3], [1, 2, 3, 4], 3
     res = phase_transition("ksubspaces", 16, 2, ranks, sizes, trials, generator=gen(13))
-    X, truth, mask = sweep_data(16, 2, ranks, sizes, trials, generator=gen(13))
     loop = np.empty((len(ranks), len(sizes), trials))
-    for b, (i, j, k) in enumerate(itertools.product(range(len(ranks)), range(len(sizes)), range(trials))):
-        r = ranks[i]
-        pts = X[b][X[b].norm(dim=1) > 0]
-        bases, _ = k_subspaces(pts, 2, r, generator=gen(100 + b))
-        loop[i, j, k] = subspace_recovery_error(bases, list(truth[b, :, :, :r]))
+    for i, (r, g) in enumerate(zip(ranks, row_generators(gen(13), len(ranks)))):
+        X, truth = sweep_data(16, 2, r, sizes, trials, g)
+        for b, (j, k) in enumerate(itertools.product(range(len(sizes)), range(trials))):
+            pts = X[b][X[b].norm(dim=1) > 0]
+            bases, _ = k_subspaces(pts, 2, r, generator=gen(100 + b))
+            loop[i, j, k] = subspace_recovery_error(bases, list(truth[b]))
     np.testing.assert_array_equal(res.success, (loop < res.threshold).mean(-1))
+
+
+def test_rows_are_independently_seeded():
+    full = phase_transition("pca", 12, 1, [1, 2, 3], [1, 2, 4], trials=3, generator=gen(17))
+    head = phase_transition("pca", 12, 1, [1, 2], [1, 2, 4], trials=3, generator=gen(17))
+    np.testing.assert_array_equal(full.errors[:2], head.errors)
 
 
 def test_ksubspaces_boundary_is_linear_in_r():
