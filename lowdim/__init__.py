@@ -1,7 +1,7 @@
 """lowdim: the computations behind the lecture notes on low-dimensional structure in diffusion models."""
 
 from .dae import LowRankDAE, train_dae
-from .data import digits
+from .data import data_path, digits
 from .denoisers import EmpiricalDenoiser, GaussianDenoiser, PosteriorMeanDenoiser
 from .intrinsic import mle_dimension, pca_dimension, pca_spectrum
 from .models import MLPDenoiser
@@ -25,6 +25,7 @@ __all__ = [
     "MoLRG",
     "PosteriorMeanDenoiser",
     "Schedule",
+    "data_path",
     "denoiser_from_score",
     "digits",
     "dsm_loss",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
 Tensor = torch.Tensor
@@ -17,3 +20,17 @@ def digits(dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=dtype or torch.get_default_dtype()) / 8.0 - 1.0
     return images.unsqueeze(1), torch.as_tensor(bunch.target, dtype=torch.long)
+
+
+def data_path(name: str) -> Path:
+    """Path of a cached artifact in the repository's ``data/`` folder (or in ``$LOWDIM_DATA`` when set).
+
+    Raises ``FileNotFoundError`` naming the script that regenerates it when the file is missing.
+    """
+    root = Path(os.environ.get("LOWDIM_DATA", Path(__file__).resolve().parents[1] / "data"))
+    path = root / name
+    if not path.exists():
+        script = root / f"make_{Path(name).stem.rsplit('_', 1)[0]}.py"
+        hint = f"; regenerate it with `python {script}`" if script.exists() else ""
+        raise FileNotFoundError(f"name: no cached file {path}{hint}")
+    return path
