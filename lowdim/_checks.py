@@ -46,14 +46,6 @@ def check_time(t: Any, x: Tensor, name: str = "t") -> Tensor:
     return t
 
 
-def check_scalar_time(t: Any, name: str = "t") -> float:
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(t).__name__}")
-    if not 0.0 <= float(t) <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {t}")
-    return float(t)
-
-
 def check_positive_int(n: Any, name: str) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{name} must be an int, got {type(n).__name__}")

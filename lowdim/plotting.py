@@ -68,21 +68,6 @@ def show_image(ax: plt.Axes, image: Tensor, vmin: float = -1.0, vmax: float = 1.
     ax.set_yticks([])
 
 
-def image_grid(images: Tensor, ncols: int = 8, scale: float = 1.0, titles: Sequence[str] | None = None) -> plt.Figure:
-    """A grid of images ``(n, C, H, W)``."""
-    n = images.shape[0]
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i < n:
-            show_image(ax, images[i])
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=8)
-        else:
-            ax.axis("off")
-    return fig
-
-
 def plot_convergence(
     ax: plt.Axes, steps: Sequence[int], errors: Mapping[str, Sequence[float]], ylabel: str = "RMS error"
 ) -> dict[str, float]:
