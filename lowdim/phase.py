@@ -148,7 +148,11 @@ def fit_subspaces(
         return top_eigenvectors(C, col_mask.shape[-1])[:, None] * col_mask[:, :, None, :]
     if method == "ksubspaces":
         return ksubspaces_batched(X, col_mask, restarts=restarts or 3, generator=generator)[0]
-    return fit_dae_batched(X, col_mask, generator, restarts or (1 if K == 1 else 16), steps)
+    # K > 1: a large step size lets restarts escape collapsed solutions (both bases on one subspace). Measured on
+    # d = 48, r <= 6, N <= 10, 3 trials, 16 restarts x 600 steps: agreement with K-subspaces 80 % of cells at
+    # lr 0.05, 87 % at 0.2, 93 % at 0.5.
+    lr = 0.05 if K == 1 else 0.5
+    return fit_dae_batched(X, col_mask, generator, restarts or (1 if K == 1 else 16), steps, lr)
 
 
 def fit_dae_batched(

@@ -161,3 +161,11 @@ def test_dae_sweep_agrees_with_pca_for_k_1():
         for j, n in enumerate(sizes):
             if n < r:
                 assert dae.success[i, j] == 0.0
+
+
+def test_dae_sweep_follows_ksubspaces_for_k_2():
+    ranks, sizes = [1, 2], [1, 2, 4]
+    dae = phase_transition("dae", 16, 2, ranks, sizes, trials=3, generator=gen(18), steps=300)
+    ref = phase_transition("ksubspaces", 16, 2, ranks, sizes, trials=3, generator=gen(18))
+    assert (np.abs(dae.success - ref.success) <= 0.34).mean() >= 0.8
+    assert dae.success[1, 0] == 0.0 and dae.success[0, -1] == 1.0  # N < r never; N >> r does
