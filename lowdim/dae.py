@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ._checks import check_generator, check_positive, check_positive_int, check_tensor, check_time
 from ._random import rand, randn
 from .schedules import VP, Schedule
+from .subspaces import orthonormal_columns
 from .tweedie import safe_beta2
 
 Tensor = torch.Tensor
@@ -55,7 +56,7 @@ class LowRankDAE(nn.Module):
         self.schedule = schedule or VP()
         shape = (K, d, r) if n_models is None else (n_models, K, d, r)
         G = torch.randn(shape, generator=check_generator(generator), dtype=dtype or torch.get_default_dtype())
-        self.U = nn.Parameter(_orthonormalize(G))
+        self.U = nn.Parameter(orthonormal_columns(G))
 
     @property
     def bases(self) -> Tensor:
@@ -65,7 +66,7 @@ class LowRankDAE(nn.Module):
     @torch.no_grad()
     def constrain_(self) -> None:
         """Retract the bases onto orthonormal matrices (called after each optimizer step)."""
-        self.U.copy_(_orthonormalize(self.U))
+        self.U.copy_(orthonormal_columns(self.U))
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
         stacked = self.n_models is not None
@@ -157,9 +158,3 @@ def train_dae(
         model.constrain_()
         losses.append(loss.item())
     return losses
-
-
-def _orthonormalize(W: Tensor) -> Tensor:
-    """Q factor of ``W`` ``(..., d, r)`` with the signs fixed so that ``R`` has a positive diagonal (unique)."""
-    Q, R = torch.linalg.qr(W)
-    return Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)

@@ -23,6 +23,7 @@ from ._checks import check_generator, check_positive_int, check_tensor
 from ._random import randn
 from .denoisers import PosteriorMeanDenoiser
 from .schedules import Schedule
+from .subspaces import orthonormal_columns
 
 Tensor = torch.Tensor
 
@@ -156,7 +157,6 @@ def random_molrg(
         )
     generator = check_generator(generator)
     G = torch.randn(d, sum(ranks), generator=generator, dtype=torch.float64)
-    Q, R = torch.linalg.qr(G)
-    Q = Q * torch.sign(torch.diagonal(R))  # unique QR, so the law of Q is uniform
+    Q = orthonormal_columns(G)
     bases = list(Q.to(dtype or torch.get_default_dtype()).split(ranks, dim=1))
     return MoLRG([U.contiguous() for U in bases], weights)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_generator, check_positive_int
 from .dae import SIGMA_RANGE, LowRankDAE, dae_loss, train_dae
-from .subspaces import batched_recovery_error, ksubspaces_batched, top_eigenvectors
+from .subspaces import batched_recovery_error, ksubspaces_batched, orthonormal_columns, top_eigenvectors
 
 Tensor = torch.Tensor
 METHODS = ("pca", "ksubspaces", "dae")
@@ -120,8 +120,7 @@ def sweep_data(
     n_max = max(sample_sizes)
     n_of = torch.tensor(list(sample_sizes)).repeat_interleave(trials)
     B = len(n_of)
-    Q, R = torch.linalg.qr(torch.randn(B, d, K * r, generator=generator, dtype=torch.float64))
-    Q = Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)
+    Q = orthonormal_columns(torch.randn(B, d, K * r, generator=generator, dtype=torch.float64))
     bases = Q.reshape(B, d, K, r).permute(0, 2, 1, 3)
     coeffs = torch.randn(B, K, n_max, r, generator=generator, dtype=torch.float64)
     coeffs = coeffs * (torch.arange(n_max)[None, :] < n_of[:, None])[:, None, :, None]
@@ -139,7 +138,7 @@ def fit_subspaces(
 ) -> Tensor:
     """Estimated bases ``(B, K, d, r_max)`` for data sets ``X`` ``(B, N, d)`` by ``method``.
 
-    ``restarts`` defaults to 3 for ``"ksubspaces"`` (greedy seeding makes more unnecessary on clean data) and to 1
+    For ``"dae"`` all data sets share one rank, ``r = col_mask.shape[-1]`` (a row of a sweep). ``restarts`` defaults to 3 for ``"ksubspaces"`` (greedy seeding makes more unnecessary on clean data) and to 1
     for ``"dae"`` with ``K = 1`` (the PCA landscape is benign), 16 for ``"dae"`` with ``K > 1``.
     """
     K = col_mask.shape[1]
@@ -152,12 +151,13 @@ def fit_subspaces(
     # d = 48, r <= 6, N <= 10, 3 trials, 16 restarts x 600 steps: agreement with K-subspaces 80 % of cells at
     # lr 0.05, 87 % at 0.2, 93 % at 0.5.
     lr = 0.05 if K == 1 else 0.5
-    return fit_dae_batched(X, col_mask, generator, restarts or (1 if K == 1 else 16), steps, lr)
+    return fit_dae_batched(X, K, col_mask.shape[-1], generator, restarts or (1 if K == 1 else 16), steps, lr)
 
 
 def fit_dae_batched(
     X: Tensor,
-    col_mask: Tensor,
+    K: int,
+    r: int,
     generator: torch.Generator | None,
     restarts: int,
     steps: int,
@@ -165,25 +165,20 @@ def fit_dae_batched(
     draws: int = 4,
     sigma_range: tuple[float, float] = SIGMA_RANGE,
 ) -> Tensor:
-    """Train one stacked :class:`~lowdim.dae.LowRankDAE` per rank on all data sets of that rank (times restarts) at
-    once, in float32, and keep for each data set the restart with the lowest denoising loss (fixed noise)."""
-    B, N, d = X.shape
-    K, r_max = col_mask.shape[1:]
-    ranks = col_mask[:, 0].sum(-1)
-    est = torch.zeros(B, K, d, r_max, dtype=X.dtype)
-    for r in ranks.unique().tolist():
-        idx = torch.nonzero(ranks == r)[:, 0]
-        data = X[idx].float().repeat_interleave(restarts, 0)
-        model = LowRankDAE(d, K, r, n_models=len(data), generator=generator, dtype=torch.float32)
-        train_dae(
-            model, data, steps=steps, lr=lr, draws=draws, generator=generator, progress=False, sigma_range=sigma_range
-        )
-        with torch.no_grad():
-            fixed_noise = torch.Generator().manual_seed(0)  # the same draws for every restart
-            final = dae_loss(model, data, fixed_noise, 16, sigma_range, per_model=True)
-        best = final.reshape(len(idx), restarts).argmin(1) + torch.arange(len(idx)) * restarts
-        est[idx, :, :, :r] = model.bases[best].to(X.dtype)
-    return est
+    """Bases ``(B, K, d, r)`` for data sets ``X`` ``(B, N, d)``: one stacked :class:`~lowdim.dae.LowRankDAE` of rank
+    ``r`` holds every data set times ``restarts`` and trains at once in float32; for each data set the restart with
+    the lowest denoising loss (on the same fixed noise for all) is kept."""
+    B, _, d = X.shape
+    data = X.float().repeat_interleave(restarts, 0)
+    model = LowRankDAE(d, K, r, n_models=len(data), generator=generator, dtype=torch.float32)
+    train_dae(
+        model, data, steps=steps, lr=lr, draws=draws, generator=generator, progress=False, sigma_range=sigma_range
+    )
+    with torch.no_grad():
+        fixed_noise = torch.Generator().manual_seed(0)
+        final = dae_loss(model, data, fixed_noise, 16, sigma_range, per_model=True)
+    best = final.reshape(B, restarts).argmin(1) + torch.arange(B) * restarts
+    return model.bases[best].to(X.dtype)
 
 
 def phase_transition(

@@ -42,6 +42,13 @@ def _ranks(r: int | Sequence[int], K: int, d: int) -> list[int]:
     return ranks
 
 
+def orthonormal_columns(W: Tensor) -> Tensor:
+    """Q factor of ``W`` ``(..., d, r)`` with signs fixed so that ``R`` has a positive diagonal: the unique QR, so a
+    Gaussian ``W`` gives a uniformly distributed orthonormal basis."""
+    Q, R = torch.linalg.qr(W)
+    return Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
 def top_eigenvectors(C: Tensor, r: int) -> Tensor:
     """Top-``r`` eigenvectors of symmetric matrices ``C`` ``(..., d, d)``, as columns ``(..., d, r)``, largest first."""
     _, vecs = torch.linalg.eigh(C)
