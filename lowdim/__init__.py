@@ -1,11 +1,18 @@
 """lowdim: the computations behind the lecture notes on low-dimensional structure in diffusion models."""
 
+from .covering import expected_nn_distance, nn_distance
 from .dae import LowRankDAE, train_dae
 from .data import data_path, digits
-from .denoisers import EmpiricalDenoiser, GaussianDenoiser, PosteriorMeanDenoiser
+from .denoisers import (
+    EmpiricalDenoiser,
+    GaussianDenoiser,
+    GaussianMixtureDenoiser,
+    PosteriorMeanDenoiser,
+    denoising_mse,
+)
 from .intrinsic import mle_dimension, pca_dimension, pca_spectrum
 from .models import MLPDenoiser
-from .molrg import MoLRG, random_molrg
+from .molrg import MoLRG, fit_molrg, random_molrg
 from .phase import PhaseTransition, phase_transition
 from .samplers import sample, sample_prior, time_grid
 from .schedules import VE, VP, Schedule
@@ -21,16 +28,21 @@ __all__ = [
     "LowRankDAE",
     "PhaseTransition",
     "GaussianDenoiser",
+    "GaussianMixtureDenoiser",
     "MLPDenoiser",
     "MoLRG",
     "PosteriorMeanDenoiser",
     "Schedule",
     "data_path",
     "denoiser_from_score",
+    "denoising_mse",
     "digits",
     "dsm_loss",
+    "expected_nn_distance",
+    "fit_molrg",
     "k_subspaces",
     "mle_dimension",
+    "nn_distance",
     "pca",
     "pca_dimension",
     "pca_spectrum",

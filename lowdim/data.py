@@ -30,7 +30,9 @@ def data_path(name: str) -> Path:
     root = Path(os.environ.get("LOWDIM_DATA", Path(__file__).resolve().parents[1] / "data"))
     path = root / name
     if not path.exists():
-        script = root / f"make_{Path(name).stem.rsplit('_', 1)[0]}.py"
-        hint = f"; regenerate it with `python {script}`" if script.exists() else ""
+        parts = Path(name).stem.split("_")  # phase_k1_dae.npz <- make_phase_k1_dae.py, make_phase_k1.py, make_phase.py
+        scripts = [root / f"make_{'_'.join(parts[:n])}.py" for n in range(len(parts), 0, -1)]
+        script = next((s for s in scripts if s.exists()), None)
+        hint = f"; regenerate it with `python {script}`" if script else ""
         raise FileNotFoundError(f"name: no cached file {path}{hint}")
     return path

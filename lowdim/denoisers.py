@@ -2,6 +2,8 @@ r"""Closed-form denoisers :math:`D(x, t) = \mathbb E[x_0 \mid x_t = x]` for data
 
 - :class:`EmpiricalDenoiser`: the optimum of the denoising loss on a finite training set — it memorizes.
 - :class:`GaussianDenoiser`: the optimum for a Gaussian fitted to the data — a linear map.
+- :class:`GaussianMixtureDenoiser`: the optimum for a mixture of Gaussians with arbitrary (possibly low-rank)
+  covariances — MoLRG with per-direction variances and means; :class:`~lowdim.molrg.MoLRG` is a special case.
 
 Both are called as ``den(x, t, schedule)`` and turned into a ``D(x, t)`` callable by ``den.denoiser(schedule)``.
 """
@@ -13,6 +15,7 @@ import math
 import torch
 
 from ._checks import batch_view, check_batch, check_tensor, check_time
+from ._random import randn
 from .schedules import Schedule
 from .tweedie import safe_beta2
 
@@ -84,6 +87,22 @@ class EmpiricalDenoiser(PosteriorMeanDenoiser):
         return torch.softmax(self._logits(flat, alpha, beta2), dim=1)
 
 
+def psd_eigh(covariance: Tensor, name: str) -> tuple[Tensor, Tensor]:
+    """Eigenvalues and eigenvectors of symmetric positive semi-definite matrices ``(..., d, d)``; eigenvalues at
+    round-off level become exact zeros. Raises ``ValueError`` naming ``name`` if not symmetric PSD."""
+    scale = covariance.abs().amax((-2, -1), keepdim=True).clamp_min(1.0)
+    if not bool(((covariance - covariance.transpose(-2, -1)).abs() <= 1e-6 * scale).all()):
+        raise ValueError(f"{name} must be symmetric")
+    eigvals, eigvecs = torch.linalg.eigh(covariance)
+    if bool((eigvals < -1e-6 * scale[..., 0]).any()):
+        raise ValueError(f"{name} must be positive semi-definite, smallest eigenvalue {eigvals.min().item():g}")
+    # Eigenvalues at round-off level are exact zeros of a low-rank covariance: treat them as such, or the
+    # gain alpha*lam/(alpha^2*lam + beta^2) would jump to 1/alpha as beta -> 0 along null directions.
+    d = covariance.shape[-1]
+    cutoff = d * torch.finfo(eigvals.dtype).eps * eigvals.abs().amax(-1, keepdim=True)
+    return torch.where(eigvals > cutoff, eigvals, torch.zeros_like(eigvals)), eigvecs
+
+
 class GaussianDenoiser(PosteriorMeanDenoiser):
     r"""Optimal denoiser for :math:`x_0 \sim \mathcal N(\mu, \Sigma)`, a linear map of :math:`x_t`.
 
@@ -100,20 +119,10 @@ class GaussianDenoiser(PosteriorMeanDenoiser):
         d = mean.numel()
         if covariance.shape != (d, d):
             raise ValueError(f"covariance must have shape ({d}, {d}) to match mean, got {tuple(covariance.shape)}")
-        scale = covariance.abs().max().clamp_min(1.0)
-        if not torch.allclose(covariance, covariance.T, atol=1e-6 * float(scale)):
-            raise ValueError("covariance must be symmetric")
-        eigvals, eigvecs = torch.linalg.eigh(covariance)
-        if bool(eigvals.min() < -1e-6 * scale):
-            raise ValueError(f"covariance must be positive semi-definite, smallest eigenvalue {eigvals.min().item():g}")
         self.dim = d
         self.mean_ = mean.reshape(d)
         self.covariance_ = covariance
-        # Eigenvalues at round-off level are exact zeros of a low-rank covariance: treat them as such, or the
-        # gain alpha*lam/(alpha^2*lam + beta^2) would jump to 1/alpha as beta -> 0 along null directions.
-        cutoff = d * torch.finfo(eigvals.dtype).eps * eigvals.abs().max()
-        self.eigenvalues_ = torch.where(eigvals > cutoff, eigvals, torch.zeros_like(eigvals))
-        self.eigenvectors_ = eigvecs
+        self.eigenvalues_, self.eigenvectors_ = psd_eigh(covariance, "covariance")
 
     @classmethod
     def fit(cls, samples: Tensor, shrinkage: float = 0.0) -> GaussianDenoiser:
@@ -135,3 +144,93 @@ class GaussianDenoiser(PosteriorMeanDenoiser):
         mu, lam, V = self.mean_.to(x), self.eigenvalues_.to(x), self.eigenvectors_.to(x)
         gain = alpha * lam / (alpha**2 * lam + beta2)  # (B, d) per eigen-direction
         return mu + ((x - alpha * mu) @ V * gain) @ V.T
+
+
+class GaussianMixtureDenoiser(PosteriorMeanDenoiser):
+    r"""Optimal denoiser for :math:`x_0 \sim \sum_k \pi_k\,\mathcal N(\mu_k, \Sigma_k)`, covariances possibly singular.
+
+    Given component :math:`k`, :math:`x_t \sim \mathcal N(\alpha_t\mu_k, \alpha_t^2\Sigma_k + \beta_t^2 I)` and the
+    posterior mean is the Gaussian one; they mix with the posterior component probabilities:
+
+    .. math:: D(x, t) = \sum_k w_k(x)\Big[\mu_k + V_k\operatorname{diag}\Big(\frac{\alpha_t\lambda_{ki}}
+        {\alpha_t^2\lambda_{ki}+\beta_t^2}\Big)c_k\Big],\qquad c_k = V_k^\top(x - \alpha_t\mu_k),
+
+    .. math:: w = \operatorname{softmax}_k\Big(\log\pi_k - \tfrac12\sum_i\log(\alpha_t^2\lambda_{ki}+\beta_t^2)
+        - \tfrac12\sum_i \frac{c_{ki}^2}{\alpha_t^2\lambda_{ki}+\beta_t^2}\Big),
+
+    with :math:`\Sigma_k = V_k\operatorname{diag}(\lambda_k)V_k^\top`. ``means`` ``(K, d)``, ``covariances``
+    ``(K, d, d)`` symmetric PSD, ``weights`` ``(K,)`` positive summing to 1 (default uniform). With zero means and
+    :math:`\Sigma_k = U_kU_k^\top` this is Lemma 1 (:class:`~lowdim.molrg.MoLRG`); with ``K = 1`` it is
+    :class:`GaussianDenoiser`.
+    """
+
+    def __init__(self, means: Tensor, covariances: Tensor, weights: Tensor | None = None) -> None:
+        means = check_tensor(means, "means", min_dim=2)
+        covariances = check_tensor(covariances, "covariances", min_dim=3)
+        if means.dim() != 2:
+            raise ValueError(f"means must have shape (K, d), got {tuple(means.shape)}")
+        K, d = means.shape
+        if covariances.shape != (K, d, d):
+            raise ValueError(
+                f"covariances must have shape ({K}, {d}, {d}) to match means, got {tuple(covariances.shape)}"
+            )
+        if weights is None:
+            weights = torch.full((K,), 1.0 / K, dtype=means.dtype, device=means.device)
+        weights = check_tensor(torch.as_tensor(weights, dtype=means.dtype, device=means.device), "weights")
+        if weights.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
+        if bool((weights <= 0).any()) or abs(weights.sum().item() - 1) > 1e-6:
+            raise ValueError("weights must be positive and sum to 1")
+        self.dim, self.n_components = d, K
+        self.means_, self.covariances_, self.weights_ = means, covariances, weights
+        self.eigenvalues_, self.eigenvectors_ = psd_eigh(covariances, "covariances")
+
+    def _components(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits ``(B, K)`` of the posterior component probabilities and the coordinates ``c`` ``(B, K, d)``."""
+        mu, lam, V = self.means_.to(x), self.eigenvalues_.to(x), self.eigenvectors_.to(x)
+        c = torch.einsum("bkd,kde->bke", x[:, None] - alpha[:, None] * mu, V)
+        var = alpha[:, None] ** 2 * lam + beta2[:, None]  # (B, K, d): variances of x_t along V_k given k
+        logits = torch.log(self.weights_.to(x)) - 0.5 * (torch.log(var) + c**2 / var).sum(-1)
+        return logits, c
+
+    def _posterior_mean(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
+        logits, c = self._components(x, alpha, beta2)
+        lam, V = self.eigenvalues_.to(x), self.eigenvectors_.to(x)
+        gain = alpha[:, None] * lam / (alpha[:, None] ** 2 * lam + beta2[:, None])
+        means = self.means_.to(x) + torch.einsum("bke,kde->bkd", gain * c, V)  # (B, K, d)
+        return torch.einsum("bk,bkd->bd", torch.softmax(logits, dim=1), means)
+
+    def posterior_weights(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
+        """Posterior component probabilities ``(B, K)``."""
+        flat, alpha, beta2 = self._flat_inputs(x, t, schedule)
+        return torch.softmax(self._components(flat, alpha, beta2)[0], dim=1)
+
+    def log_prob(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
+        """Log-density ``(B,)`` of :math:`x_t` (for :math:`t > 0`)."""
+        flat, alpha, beta2 = self._flat_inputs(x, t, schedule)
+        logits, _ = self._components(flat, alpha, beta2)
+        return torch.logsumexp(logits, dim=1) - 0.5 * self.dim * math.log(2 * math.pi)
+
+
+def denoising_mse(
+    denoiser: PosteriorMeanDenoiser,
+    x0: Tensor,
+    times: Tensor,
+    schedule: Schedule,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Mean squared error per item :math:`\frac1B\sum_b\|D(\alpha_t x_0^{(b)} + \beta_t\varepsilon_b, t) - x_0^{(b)}\|^2`
+    at each of ``times`` ``(T,)``, for clean items ``x0`` ``(B, *shape)``; returns ``(T,)``.
+
+    The same noise draws :math:`\varepsilon_b` are used at every time (common random numbers), so curves of
+    different denoisers called with equal ``generator`` seeds are compared on identical noisy inputs.
+    """
+    x0 = check_batch(x0, "x0", denoiser.dim)
+    times = check_tensor(torch.as_tensor(times, dtype=x0.dtype), "times")
+    eps = randn(x0.shape, generator, x0.dtype, x0.device)
+    out = []
+    for t in times.reshape(-1):
+        a, b = schedule.alpha(t), schedule.beta(t)
+        err = denoiser(a * x0 + b * eps, float(t), schedule) - x0
+        out.append(err.reshape(len(x0), -1).pow(2).sum(1).mean())
+    return torch.stack(out)

@@ -21,9 +21,9 @@ import torch
 
 from ._checks import check_generator, check_positive_int, check_tensor
 from ._random import randn
-from .denoisers import PosteriorMeanDenoiser
+from .denoisers import GaussianMixtureDenoiser, PosteriorMeanDenoiser
 from .schedules import Schedule
-from .subspaces import orthonormal_columns
+from .subspaces import k_subspaces, orthonormal_columns, top_eigenvectors
 
 Tensor = torch.Tensor
 
@@ -160,3 +160,57 @@ def random_molrg(
     Q = orthonormal_columns(G)
     bases = list(Q.to(dtype or torch.get_default_dtype()).split(ranks, dim=1))
     return MoLRG([U.contiguous() for U in bases], weights)
+
+
+def fit_molrg(
+    X: Tensor,
+    r: int,
+    K: int | None = None,
+    labels: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    restarts: int = 10,
+    center: bool = False,
+    floor: bool = False,
+) -> GaussianMixtureDenoiser:
+    r"""Fit a MoLRG with per-direction variances, :math:`\sum_k \pi_k\mathcal N(\mu_k, U_k\Lambda_kU_k^\top)`, to data
+    ``X`` ``(N, *shape)`` and return its exact denoiser (a :class:`~lowdim.denoisers.GaussianMixtureDenoiser`).
+
+    The clusters :math:`C_k` are the classes in ``labels`` ``(N,)`` when given (supervised: one component per
+    class), otherwise the ``K`` clusters found by :func:`~lowdim.subspaces.k_subspaces` (unsupervised; on the
+    globally centred data when ``center``). For each cluster, :math:`U_k, \Lambda_k` are the top-``r`` eigenvectors
+    and eigenvalues of its second-moment matrix :math:`\frac1{|C_k|}\sum_{i\in C_k}(x^{(i)}-\mu_k)(x^{(i)}-\mu_k)^\top`
+    and :math:`\pi_k = |C_k|/N`. By default :math:`\mu_k = 0`, the MoLRG of Lemma 1 (subspaces through the
+    origin); ``center=True`` uses the cluster means (affine subspaces). ``floor=True`` adds the mean variance
+    :math:`s_k^2` of the discarded directions isotropically, :math:`\Sigma_k = U_k(\Lambda_k - s_k^2)U_k^\top +
+    s_k^2 I` (a mixture of probabilistic PCA models, full rank). Empty clusters are dropped. The fitted labels are
+    stored as ``labels_``.
+    """
+    X = check_tensor(X, "X", min_dim=2)
+    flat = X.reshape(X.shape[0], -1)
+    N, d = flat.shape
+    r = check_positive_int(r, "r")
+    if r > d:
+        raise ValueError(f"r must be <= d = {d}, got {r}")
+    if labels is None:
+        if K is None:
+            raise ValueError("K must be given when labels is None (unsupervised fit by k_subspaces)")
+        shift = flat.mean(0) if center else torch.zeros_like(flat[0])
+        _, labels = k_subspaces(flat - shift, K, r, generator=generator, restarts=restarts)
+    elif not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype.is_complex:
+        raise TypeError("labels must be an integer tensor")
+    elif labels.shape != (N,):
+        raise ValueError(f"labels must have shape ({N},), got {tuple(labels.shape)}")
+    means, covariances, weights = [], [], []
+    for k in torch.unique(labels):
+        pts = flat[labels == k]
+        mu = pts.mean(0) if center else torch.zeros_like(pts[0])
+        C = (pts - mu).T @ (pts - mu) / len(pts)
+        U, lam = top_eigenvectors(C, r, values=True)
+        s2 = ((torch.trace(C) - lam.sum()) / (d - r)).clamp_min(0) if floor and r < d else torch.zeros(())
+        cov = (U * (lam - s2)) @ U.T + s2 * torch.eye(d, dtype=flat.dtype, device=flat.device)
+        means.append(mu)
+        covariances.append(0.5 * (cov + cov.T))
+        weights.append(len(pts) / N)
+    denoiser = GaussianMixtureDenoiser(torch.stack(means), torch.stack(covariances), torch.tensor(weights).to(flat))
+    denoiser.labels_ = labels
+    return denoiser

@@ -49,10 +49,12 @@ def orthonormal_columns(W: Tensor) -> Tensor:
     return Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def top_eigenvectors(C: Tensor, r: int) -> Tensor:
-    """Top-``r`` eigenvectors of symmetric matrices ``C`` ``(..., d, d)``, as columns ``(..., d, r)``, largest first."""
-    _, vecs = torch.linalg.eigh(C)
-    return vecs[..., -r:].flip(-1)
+def top_eigenvectors(C: Tensor, r: int, values: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Top-``r`` eigenvectors of symmetric matrices ``C`` ``(..., d, d)``, as columns ``(..., d, r)``, largest first;
+    with ``values=True`` also their eigenvalues ``(..., r)``."""
+    vals, vecs = torch.linalg.eigh(C)
+    top = vecs[..., -r:].flip(-1)
+    return (top, vals[..., -r:].flip(-1)) if values else top
 
 
 def pca(X: Tensor, r: int, center: bool = False) -> Tensor:

@@ -58,18 +58,23 @@ def train_denoiser(
     generator: torch.Generator | None = None,
     progress: bool = True,
     weighting: str = "edm",
+    lr_schedule: str = "constant",
 ) -> list[float]:
     """Minimize :func:`dsm_loss` over ``data`` ``(N, *shape)`` with Adam for ``steps`` minibatch steps.
 
     Minibatches are drawn with replacement using ``generator``; returns the loss per step. The model is
     trained in place; seed the model's initialisation and ``generator`` for a reproducible run.
+    ``lr_schedule``: ``"constant"``, or ``"cosine"`` (decay to 0 over ``steps``; fitting a small training set
+    exactly, i.e. memorizing it, needs the step size to shrink).
     """
     data = check_batch(data, "data")
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     check_positive(lr, "lr")
+    check_choice(lr_schedule, "lr_schedule", ("constant", "cosine"))
     generator = check_generator(generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
     losses: list[float] = []
     model.train()
     bar = tqdm(range(steps), desc="training", disable=not progress)
@@ -81,6 +86,8 @@ def train_denoiser(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if decay is not None:
+            decay.step()
         losses.append(loss.item())
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")

@@ -12,13 +12,15 @@ from functools import partial
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from . import plotting
-from .dae import LowRankDAE, train_dae
-from .molrg import MoLRG, random_molrg
+from .denoisers import EmpiricalDenoiser, GaussianDenoiser
+from .molrg import MoLRG, fit_molrg
+from .phase import fit_subspaces, sweep_data
 from .samplers import sample, sample_prior
-from .schedules import Schedule
-from .subspaces import pca, principal_cosines, subspace_recovery_error
+from .schedules import VP, Schedule
+from .subspaces import principal_cosines, subspace_distance, subspace_recovery_error
 
 Tensor = torch.Tensor
 
@@ -130,39 +132,104 @@ def denoiser_explorer(
     return _explorer(partial(denoiser_frame, fields, model, lim=lim, grid=grid), {"t": slider})
 
 
-def pca_cell_frame(r: int = 4, n: int = 4, d: int = 48, seed: int = 0, steps: int = 600) -> plt.Figure:
-    r"""One cell of the :math:`K = 1` phase transition: ``n`` points on a random rank-``r`` subspace of
-    :math:`\mathbb R^d`; cosines of the principal angles between the true subspace and the ones found by PCA and by
-    the trained :class:`~lowdim.dae.LowRankDAE` (all ones = exact recovery)."""
+def subspace_cell_frame(K: int = 1, r: int = 4, n: int = 4, d: int = 48, seed: int = 0, steps: int = 600) -> plt.Figure:
+    r"""One cell of a phase transition: ``K`` orthogonal random rank-``r`` subspaces of :math:`\mathbb R^d` with ``n``
+    points each; cosines of the principal angles between each true subspace and its matched estimate, found by
+    the classical method (PCA for ``K = 1``, K-subspaces otherwise) and by the trained
+    :class:`~lowdim.dae.LowRankDAE` (all ones = exact recovery). Uses the sweep's own data and fitting code."""
     g = torch.Generator().manual_seed(seed)
-    truth = random_molrg(d, 1, r, generator=g, dtype=torch.float64).bases[0]
-    X = (truth @ torch.randn(r, n, generator=g, dtype=torch.float64)).T
-    dae = LowRankDAE(d, 1, r, generator=g, dtype=torch.float64)
-    train_dae(dae, X, steps=steps, generator=g, progress=False)
-    found = {"PCA": pca(X, r), "trained DAE": dae.bases[0]}
-    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="constrained")
+    X, truth = sweep_data(d, K, r, [n], 1, g)
+    col_mask = torch.ones(1, K, r, dtype=torch.bool)
+    classical = "PCA" if K == 1 else "K-subspaces"
+    found = {
+        classical: fit_subspaces("pca" if K == 1 else "ksubspaces", X, col_mask, g),
+        "trained DAE": fit_subspaces("dae", X, col_mask, g, steps=steps),
+    }
+    fig, ax = plt.subplots(figsize=(5.2 + 0.6 * (K - 1) * r / 2, 3.0), layout="constrained")
     width = 0.38
-    for i, (name, U) in enumerate(found.items()):
-        cos = principal_cosines(U, truth)
-        err = subspace_recovery_error([U], [truth])
-        ax.bar(torch.arange(1, r + 1) + (i - 0.5) * width, cos, width, label=f"{name} (error {err:.2f})")
-    ax.set(xlabel="principal angle index", ylabel="cosine", ylim=(0, 1.05), xticks=range(1, r + 1))
-    ax.set_title(f"r = {r}, N = {n}, d = {d}: {'N >= r' if n >= r else 'N < r'}", fontsize=9)
+    for i, (name, est) in enumerate(found.items()):
+        cost = [[subspace_distance(est[0, a], truth[0, b]).item() for b in range(K)] for a in range(K)]
+        rows, cols = linear_sum_assignment(cost)
+        cos = torch.cat([principal_cosines(est[0, a], truth[0, b]) for a, b in zip(rows, cols)])
+        err = subspace_recovery_error(list(est[0]), list(truth[0]))
+        ax.bar(torch.arange(1, K * r + 1) + (i - 0.5) * width, cos, width, label=f"{name} (error {err:.2f})")
+    for k in range(1, K):
+        ax.axvline(k * r + 0.5, color="k", lw=0.5)
+    ax.set(
+        xlabel="principal angle index" + (" (component by component)" if K > 1 else ""),
+        ylabel="cosine",
+        ylim=(0, 1.05),
+        xticks=range(1, K * r + 1),
+    )
+    per = " per component" if K > 1 else ""
+    ax.set_title(f"K = {K}, r = {r}, N = {n}{per}, d = {d}: {'N >= r' if n >= r else 'N < r'}", fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
     return fig
 
 
-def pca_cell_explorer(d: int = 48) -> widgets.Widget:
-    """Sliders for ``r``, ``N`` and the trial seed of :func:`pca_cell_frame` (defaults r = 4, N = 4, seed 0)."""
+def pca_cell_frame(r: int = 4, n: int = 4, d: int = 48, seed: int = 0, steps: int = 600) -> plt.Figure:
+    """:func:`subspace_cell_frame` with ``K = 1``: PCA against the trained DAE (chapter 6)."""
+    return subspace_cell_frame(1, r, n, d, seed, steps)
+
+
+def subspace_cell_explorer(K: int = 1, d: int = 48) -> widgets.Widget:
+    """Sliders for ``r``, ``N`` and the trial seed of :func:`subspace_cell_frame` (defaults r = 4, N = 4, seed 0)."""
     controls = {
         "r": widgets.IntSlider(value=4, min=1, max=8, description="r", continuous_update=False),
         "n": widgets.IntSlider(value=4, min=1, max=15, description="N", continuous_update=False),
         "seed": widgets.IntSlider(value=0, min=0, max=19, description="trial", continuous_update=False),
     }
-    return _explorer(partial(pca_cell_frame, d=d), controls)
+    return _explorer(partial(subspace_cell_frame, K, d=d), controls)
+
+
+def pca_cell_explorer(d: int = 48) -> widgets.Widget:
+    """:func:`subspace_cell_explorer` with ``K = 1`` (chapter 6)."""
+    return subspace_cell_explorer(1, d)
+
+
+def digit_denoising_frame(
+    train: Tensor, test: Tensor, K: int = 10, r: int = 8, t: float = 0.3, seed: int = 0, n_show: int = 6
+) -> plt.Figure:
+    r"""Held-out digits ``test`` ``(M, 1, 8, 8)`` denoised at time ``t`` (VP) by the optimal denoisers of three models
+    fitted to ``train``: one Gaussian, a MoLRG of ``K`` affine rank-``r`` components found by K-subspaces
+    (:func:`~lowdim.molrg.fit_molrg` with ``center=True``), and the empirical law (memorization). Row titles give
+    each denoiser's MSE per image on all of ``test``, with the same noise for all three."""
+    schedule = VP()
+    models = {
+        "one Gaussian": GaussianDenoiser.fit(train),
+        f"MoLRG K={K}, r={r}": fit_molrg(train, r, K=K, center=True, generator=torch.Generator().manual_seed(seed)),
+        "empirical": EmpiricalDenoiser(train),
+    }
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.randn(test.shape, generator=g, dtype=test.dtype)
+    tt = torch.tensor(t, dtype=test.dtype)
+    noisy = schedule.alpha(tt) * test + schedule.beta(tt) * eps
+    rows = {"clean": test, f"noisy, t = {t:.2f}": noisy}
+    for name, model in models.items():
+        out = model(noisy, t, schedule)
+        mse = (out - test).reshape(len(test), -1).pow(2).sum(1).mean()
+        rows[f"{name}: MSE {mse:.1f}"] = out
+    fig, axes = plt.subplots(len(rows), n_show, figsize=(1.1 * n_show + 2.2, 1.2 * len(rows)), layout="constrained")
+    for i, (name, images) in enumerate(rows.items()):
+        for j in range(n_show):
+            plotting.show_image(axes[i, j], images[j], vmin=-1.5, vmax=1.5)
+        axes[i, 0].set_title(name, fontsize=8, loc="left")
+    return fig
+
+
+def digit_denoising_explorer(train: Tensor, test: Tensor) -> widgets.Widget:
+    """Sliders for ``K``, ``r`` and ``t`` of :func:`digit_denoising_frame` (defaults K = 10, r = 8, t = 0.3)."""
+    controls = {
+        "K": widgets.IntSlider(value=10, min=1, max=20, description="K", continuous_update=False),
+        "r": widgets.IntSlider(value=8, min=1, max=32, description="r", continuous_update=False),
+        "t": widgets.FloatSlider(value=0.3, min=0.02, max=0.9, step=0.02, description="t", continuous_update=False),
+    }
+    return _explorer(partial(digit_denoising_frame, train, test), controls)
 
 
 __all__ = [
+    "digit_denoising_explorer",
+    "digit_denoising_frame",
     "denoiser_explorer",
     "denoiser_frame",
     "forward_noising_explorer",
@@ -171,4 +238,6 @@ __all__ = [
     "pca_cell_frame",
     "sampler_explorer",
     "sampler_frame",
+    "subspace_cell_explorer",
+    "subspace_cell_frame",
 ]
