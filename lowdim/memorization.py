@@ -191,7 +191,9 @@ def memorization_sweep(
     for i, j in tqdm(cells, desc="memorization sweep", disable=not progress):
         g = torch.Generator().manual_seed(seeds[i])
         truth = random_molrg(d, K, ranks[i], generator=g, dtype=torch.float32)
-        pool = torch.stack([truth.bases[k] @ torch.randn(ranks[i], n_pool, generator=g) for k in range(K)])
+        pool = torch.stack(
+            [truth.bases[k] @ torch.randn(ranks[i], n_pool, generator=g, dtype=torch.float32) for k in range(K)]
+        )
         train = pool[:, :, : sizes[j]].permute(0, 2, 1).reshape(K * sizes[j], d)  # nested in N
         g_cell = torch.Generator().manual_seed(seeds[i] + 1 + sizes[j])
         samples = train_and_sample(train, steps, n_samples, g_cell, width, depth)
