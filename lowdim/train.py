@@ -65,7 +65,8 @@ def train_denoiser(
     Minibatches are drawn with replacement using ``generator``; returns the loss per step. The model is
     trained in place; seed the model's initialisation and ``generator`` for a reproducible run.
     ``lr_schedule``: ``"constant"``, or ``"cosine"`` (decay to 0 over ``steps``; fitting a small training set
-    exactly, i.e. memorizing it, needs the step size to shrink).
+    exactly, i.e. memorizing it, needs the step size to shrink). A model with a ``constrain_()`` method (such as
+    :class:`~lowdim.dae.LowRankDAE`, whose bases must stay orthonormal) is projected back after every step.
     """
     data = check_batch(data, "data")
     steps = check_positive_int(steps, "steps")
@@ -75,6 +76,7 @@ def train_denoiser(
     generator = check_generator(generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
+    constrain = getattr(model, "constrain_", None)
     losses: list[float] = []
     model.train()
     bar = tqdm(range(steps), desc="training", disable=not progress)
@@ -86,6 +88,8 @@ def train_denoiser(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if constrain is not None:
+            constrain()
         if decay is not None:
             decay.step()
         losses.append(loss.item())

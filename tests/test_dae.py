@@ -101,3 +101,16 @@ def test_dropping_the_out_of_span_noise_keeps_the_gradient_unbiased():
     se = grads.std(0) / n**0.5
     assert ((grads.mean(0) - g_fast).abs() <= 4.5 * se + 1e-12).all()
     assert grads.std(0).max() > 0.05 * g_fast.abs().max()  # the dropped term is real noise, not zero
+
+
+def test_the_generic_trainer_keeps_the_bases_orthonormal_and_finds_pca():
+    # train_denoiser (the DSM loss over all noise levels) on a LowRankDAE: the projection after each step keeps
+    # U orthonormal, and the minimizer is still the principal subspace (the theorem holds at every noise level).
+    d, r = 16, 2
+    truth = ld.random_molrg(d, 1, r, generator=gen(30))
+    X = truth.sample(64, generator=gen(31))[0]
+    dae = ld.LowRankDAE(d, 1, r, generator=gen(32))
+    ld.train_denoiser(dae, X, dae.schedule, steps=400, batch_size=64, lr=0.02, generator=gen(33), progress=False)
+    U = dae.bases[0]
+    assert torch.allclose(U.T @ U, torch.eye(r), atol=1e-10)
+    assert ld.subspace_recovery_error([U], truth.bases) < 0.1
