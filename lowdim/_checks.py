@@ -83,3 +83,15 @@ def check_generator(generator: Any) -> torch.Generator | None:
 def batch_view(v: Tensor, x: Tensor) -> Tensor:
     """Reshape a per-item ``(B,)`` tensor so it broadcasts against ``x`` of shape ``(B, *shape)``."""
     return v.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def check_mixing_weights(weights: Any, K: int, like: Tensor) -> Tensor:
+    """Mixing weights ``(K,)``, positive and summing to 1, with ``like``'s dtype and device; ``None`` is uniform."""
+    if weights is None:
+        return torch.full((K,), 1.0 / K, dtype=like.dtype, device=like.device)
+    weights = check_tensor(torch.as_tensor(weights, dtype=like.dtype, device=like.device), "weights")
+    if weights.shape != (K,):
+        raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
+    if bool((weights <= 0).any()) or abs(weights.sum().item() - 1) > 1e-6:
+        raise ValueError("weights must be positive and sum to 1")
+    return weights

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._checks import batch_view, check_batch, check_tensor, check_time
+from ._checks import batch_view, check_batch, check_mixing_weights, check_tensor, check_time
 from ._random import randn
 from .schedules import Schedule
 from .tweedie import safe_beta2
@@ -174,13 +174,7 @@ class GaussianMixtureDenoiser(PosteriorMeanDenoiser):
             raise ValueError(
                 f"covariances must have shape ({K}, {d}, {d}) to match means, got {tuple(covariances.shape)}"
             )
-        if weights is None:
-            weights = torch.full((K,), 1.0 / K, dtype=means.dtype, device=means.device)
-        weights = check_tensor(torch.as_tensor(weights, dtype=means.dtype, device=means.device), "weights")
-        if weights.shape != (K,):
-            raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
-        if bool((weights <= 0).any()) or abs(weights.sum().item() - 1) > 1e-6:
-            raise ValueError("weights must be positive and sum to 1")
+        weights = check_mixing_weights(weights, K, means)
         self.dim, self.n_components = d, K
         self.means_, self.covariances_, self.weights_ = means, covariances, weights
         self.eigenvalues_, self.eigenvectors_ = psd_eigh(covariances, "covariances")

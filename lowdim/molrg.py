@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_generator, check_positive_int, check_tensor
+from ._checks import check_generator, check_mixing_weights, check_positive_int, check_tensor
 from ._random import randn
 from .denoisers import GaussianMixtureDenoiser, PosteriorMeanDenoiser
 from .schedules import Schedule
@@ -62,13 +62,7 @@ class MoLRG(PosteriorMeanDenoiser):
             if gram_error > _orthonormality_tol(U.dtype):
                 raise ValueError(f"bases[{k}] must have orthonormal columns (max |U^T U - I| = {gram_error:.2e})")
         K = len(bases)
-        if weights is None:
-            weights = torch.full((K,), 1.0 / K, dtype=bases[0].dtype)
-        weights = check_tensor(torch.as_tensor(weights, dtype=bases[0].dtype), "weights")
-        if weights.shape != (K,):
-            raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
-        if bool((weights <= 0).any()) or abs(weights.sum().item() - 1) > 1e-6:
-            raise ValueError("weights must be positive and sum to 1")
+        weights = check_mixing_weights(weights, K, bases[0])
         self.dim, self.n_components = d, K
         self.ranks = [U.shape[1] for U in bases]
         self.weights = weights

@@ -80,6 +80,16 @@ class PhaseTransition:
             out.append(self.sample_sizes[hit[0]] if len(hit) else np.nan)
         return np.array(out, dtype=float)
 
+    def linear_boundary(self, level: float = 0.5) -> tuple[float, float, float]:
+        """Least-squares line through :meth:`boundary` against the ranks (ranks without a boundary are skipped):
+        ``(slope, intercept, R^2)``."""
+        ranks, boundary = np.array(self.ranks, dtype=float), self.boundary(level)
+        ok = ~np.isnan(boundary)
+        slope, intercept = np.polyfit(ranks[ok], boundary[ok], 1)
+        residual = boundary[ok] - (slope * ranks[ok] + intercept)
+        r2 = 1 - (residual**2).sum() / ((boundary[ok] - boundary[ok].mean()) ** 2).sum()
+        return float(slope), float(intercept), float(r2)
+
     def plot(self, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
         """Heat map of the success probability (rows: r, columns: N), with the line N = r."""
         if ax is None:

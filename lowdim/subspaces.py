@@ -101,12 +101,19 @@ def subspace_recovery_error(estimate: Sequence[Tensor] | Tensor, truth: Sequence
     ``(K, d, r)`` tensor).
     """
     est, tru = list(estimate), list(truth)
+    total = sum(subspace_distance(est[i], tru[j]) ** 2 for i, j in match_subspaces(est, tru))
+    return float((total / sum(2 * T.shape[-1] for T in tru)).sqrt())
+
+
+def match_subspaces(estimate: Sequence[Tensor] | Tensor, truth: Sequence[Tensor] | Tensor) -> list[tuple[int, int]]:
+    r"""Pairs ``(i, j)`` matching estimated component ``i`` to true component ``j`` so as to minimize
+    :math:`\sum\|\hat U_i\hat U_i^\top - U_jU_j^\top\|_F^2` (:func:`scipy.optimize.linear_sum_assignment`)."""
+    est, tru = list(estimate), list(truth)
     if len(est) != len(tru):
         raise ValueError(f"estimate and truth must have the same number of components, got {len(est)} and {len(tru)}")
     cost = torch.stack([torch.stack([subspace_distance(E, T) ** 2 for T in tru]) for E in est])
     rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
-    total = sum(cost[i, j] for i, j in zip(rows, cols))
-    return float((total / sum(2 * T.shape[-1] for T in tru)).sqrt())
+    return [(int(i), int(j)) for i, j in zip(rows, cols)]
 
 
 def batched_recovery_error(estimate: Tensor, truth: Tensor, col_mask: Tensor | None = None) -> Tensor:

@@ -12,7 +12,6 @@ from functools import partial
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from . import plotting
 from .denoisers import EmpiricalDenoiser, GaussianDenoiser
@@ -20,7 +19,8 @@ from .molrg import MoLRG, fit_molrg
 from .phase import fit_subspaces, sweep_data
 from .samplers import sample, sample_prior
 from .schedules import VP, Schedule
-from .subspaces import principal_cosines, subspace_distance, subspace_recovery_error
+from .sde import perturb
+from .subspaces import match_subspaces, principal_cosines, subspace_recovery_error
 
 Tensor = torch.Tensor
 
@@ -148,9 +148,7 @@ def subspace_cell_frame(K: int = 1, r: int = 4, n: int = 4, d: int = 48, seed: i
     fig, ax = plt.subplots(figsize=(5.2 + 0.6 * (K - 1) * r / 2, 3.0), layout="constrained")
     width = 0.38
     for i, (name, est) in enumerate(found.items()):
-        cost = [[subspace_distance(est[0, a], truth[0, b]).item() for b in range(K)] for a in range(K)]
-        rows, cols = linear_sum_assignment(cost)
-        cos = torch.cat([principal_cosines(est[0, a], truth[0, b]) for a, b in zip(rows, cols)])
+        cos = torch.cat([principal_cosines(est[0, a], truth[0, b]) for a, b in match_subspaces(est[0], truth[0])])
         err = subspace_recovery_error(list(est[0]), list(truth[0]))
         ax.bar(torch.arange(1, K * r + 1) + (i - 0.5) * width, cos, width, label=f"{name} (error {err:.2f})")
     for k in range(1, K):
@@ -200,10 +198,7 @@ def digit_denoising_frame(
         f"MoLRG K={K}, r={r}": fit_molrg(train, r, K=K, center=True, generator=torch.Generator().manual_seed(seed)),
         "empirical": EmpiricalDenoiser(train),
     }
-    g = torch.Generator().manual_seed(seed)
-    eps = torch.randn(test.shape, generator=g, dtype=test.dtype)
-    tt = torch.tensor(t, dtype=test.dtype)
-    noisy = schedule.alpha(tt) * test + schedule.beta(tt) * eps
+    noisy = perturb(test, t, schedule, generator=torch.Generator().manual_seed(seed))[0]
     rows = {"clean": test, f"noisy, t = {t:.2f}": noisy}
     for name, model in models.items():
         out = model(noisy, t, schedule)

@@ -169,3 +169,11 @@ def test_dae_sweep_follows_ksubspaces_for_k_2():
     ref = phase_transition("ksubspaces", 16, 2, ranks, sizes, trials=3, generator=gen(18))
     assert (np.abs(dae.success - ref.success) <= 0.34).mean() >= 0.8
     assert dae.success[1, 0] == 0.0 and dae.success[0, -1] == 1.0  # N < r never; N >> r does
+
+
+def test_linear_boundary_fits_a_line_through_the_boundary():
+    res = ld.PhaseTransition("pca", 8, 1, [1, 2, 3, 4], [1, 2, 3, 4, 5, 6, 7], np.zeros((4, 7, 1)), 0.1)
+    res.errors[:, :, 0] = np.array([[0 if n >= 2 * r - 1 else 1 for n in res.sample_sizes] for r in res.ranks])
+    np.testing.assert_array_equal(res.boundary(), [1, 3, 5, 7])
+    slope, intercept, r2 = res.linear_boundary()
+    assert (slope, intercept) == pytest.approx((2.0, -1.0)) and r2 == pytest.approx(1.0)
