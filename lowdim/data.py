@@ -10,16 +10,84 @@ import torch
 Tensor = torch.Tensor
 
 
-def digits(dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+def digits(dtype: torch.dtype | None = None, shuffle: int | None = None) -> tuple[Tensor, Tensor]:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images), pixel values 0..16 mapped to [-1, 1].
 
-    Returns ``(images, labels)`` with shapes ``(1797, 1, 8, 8)`` and ``(1797,)``.
+    Returns ``(images, labels)`` with shapes ``(1797, 1, 8, 8)`` and ``(1797,)``, in scikit-learn's order, or
+    permuted by ``torch.randperm(1797, generator=torch.Generator().manual_seed(shuffle))`` when ``shuffle`` is an
+    int (chapter 4 trains on the first N of ``shuffle=0`` and holds out the rest).
     """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=dtype or torch.get_default_dtype()) / 8.0 - 1.0
-    return images.unsqueeze(1), torch.as_tensor(bunch.target, dtype=torch.long)
+    images, labels = images.unsqueeze(1), torch.as_tensor(bunch.target, dtype=torch.long)
+    if shuffle is not None:
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(shuffle))
+        images, labels = images[order], labels[order]
+    return images, labels
+
+
+SHAPE_KINDS = ("disc", "square")
+
+
+def shapes(
+    n: int, size: int = 32, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+) -> tuple[Tensor, dict[str, Tensor]]:
+    r"""``n`` RGB images ``(n, 3, size, size)`` in [-1, 1] of one anti-aliased disc or square on a black background.
+
+    Each image is a smooth function of six continuous latent factors plus one discrete one, all drawn
+    independently and uniformly:
+
+    - ``kind``: 0 = disc, 1 = square (``SHAPE_KINDS``);
+    - ``radius`` :math:`\rho \in [0.15, 0.3]\cdot` ``size`` (a square's half side);
+    - ``center`` ``(x, y)`` in pixels, with the whole shape inside the frame;
+    - ``colour`` RGB in :math:`[-0.6, 1]^3` (the background is :math:`-1`, so every channel has contrast).
+
+    A pixel with centre :math:`p` is covered by :math:`c(p) = \operatorname{clip}(\tfrac12 - s(p), 0, 1)`, where
+    :math:`s` is the signed distance to the shape's edge in pixels (:math:`\|p - \text{center}\| - \rho` for a disc,
+    :math:`\|p - \text{center}\|_\infty - \rho` for a square), so the set of images of one kind is a 6-dimensional
+    manifold in :math:`\mathbb R^{3\cdot\text{size}^2}`: its intrinsic dimension is known exactly.
+
+    Returns ``(images, latents)`` with ``latents`` a dict of ``kind (n,)``, ``center (n, 2)``, ``radius (n,)`` and
+    ``colour (n, 3)``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    dtype = dtype or torch.get_default_dtype()
+
+    def uniform(low: float, high: float, *shape: int) -> Tensor:
+        return low + (high - low) * torch.rand(n, *shape, generator=generator, dtype=dtype)
+
+    kind = torch.randint(0, len(SHAPE_KINDS), (n,), generator=generator)
+    radius = uniform(0.15 * size, 0.3 * size)
+    center = radius[:, None] + 1 + uniform(0, 1, 2) * (size - 2 - 2 * radius[:, None])
+    colour = uniform(-0.6, 1.0, 3)
+    images = render_shapes(kind, center, radius, colour, size)
+    return images, {"kind": kind, "center": center, "radius": radius, "colour": colour}
+
+
+def render_shapes(kind: Tensor, center: Tensor, radius: Tensor, colour: Tensor, size: int = 32) -> Tensor:
+    """Render the images of :func:`shapes` from their latent factors: ``kind (n,)``, ``center (n, 2)`` (x, y in
+    pixels), ``radius (n,)``, ``colour (n, 3)`` → ``(n, 3, size, size)``. Differentiable in the continuous factors."""
+    n = kind.shape[0]
+    if center.shape != (n, 2) or radius.shape != (n,) or colour.shape != (n, 3):
+        raise ValueError(
+            f"center, radius and colour must have shapes ({n}, 2), ({n},), ({n}, 3), got "
+            f"{tuple(center.shape)}, {tuple(radius.shape)}, {tuple(colour.shape)}"
+        )
+    pixel = torch.arange(size, dtype=center.dtype, device=center.device) + 0.5
+    dx = pixel[None, None, :] - center[:, 0, None, None]  # (n, 1, size): varies along the width
+    dy = pixel[None, :, None] - center[:, 1, None, None]  # (n, size, 1): varies along the height
+    disc = (dx**2 + dy**2).sqrt()
+    square = torch.maximum(dx.abs(), dy.abs())
+    edge = torch.where(kind[:, None, None] == 0, disc, square) - radius[:, None, None]
+    cover = (0.5 - edge).clamp(0, 1)  # (n, size, size)
+    return -1 + cover[:, None] * (colour[:, :, None, None] + 1)
 
 
 def data_path(name: str) -> Path:
@@ -32,6 +100,9 @@ def data_path(name: str) -> Path:
     if not path.exists():
         parts = Path(name).stem.split("_")  # phase_k1_dae.npz <- make_phase_k1_dae.py, make_phase_k1.py, make_phase.py
         scripts = [root / f"make_{'_'.join(parts[:n])}.py" for n in range(len(parts), 0, -1)]
+        scripts += [
+            root / f"make_{folder}.py" for folder in Path(name).parent.parts
+        ]  # checkpoints/x.pt <- make_checkpoints.py
         script = next((s for s in scripts if s.exists()), None)
         hint = f"; regenerate it with `python {script}`" if script else ""
         raise FileNotFoundError(f"name: no cached file {path}{hint}")

@@ -6,15 +6,18 @@ r"""Closed-form denoisers :math:`D(x, t) = \mathbb E[x_0 \mid x_t = x]` for data
   covariances — MoLRG with per-direction variances and means; :class:`~lowdim.molrg.MoLRG` is a special case.
 
 Both are called as ``den(x, t, schedule)`` and turned into a ``D(x, t)`` callable by ``den.denoiser(schedule)``.
+:func:`denoising_mse` and :func:`denoiser_agreement` measure a denoiser against clean data and against another
+denoiser across noise levels.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
-from ._checks import batch_view, check_batch, check_mixing_weights, check_tensor, check_time
+from ._checks import batch_view, check_batch, check_callable, check_mixing_weights, check_tensor, check_time
 from ._random import randn
 from .schedules import Schedule
 from .tweedie import safe_beta2
@@ -29,6 +32,20 @@ class PosteriorMeanDenoiser:
 
     def _posterior_mean(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _jacobian(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
+        """Closed-form Jacobian ``(B, dim, dim)`` on flat inputs; subclasses that know it override this."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form Jacobian")
+
+    @classmethod
+    def has_closed_form_jacobian(cls) -> bool:
+        return cls._jacobian is not PosteriorMeanDenoiser._jacobian
+
+    def posterior_mean_jacobian(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
+        r"""The Jacobian :math:`\partial\,\mathbb E[x_0\mid x_t = x]/\partial x`, ``(B, dim, dim)``, in closed form.
+        (By Tweedie it equals :math:`\operatorname{Cov}[x_0 \mid x_t = x]\,\alpha_t/\beta_t^2`: symmetric.)"""
+        flat, alpha, beta2 = self._flat_inputs(x, t, schedule)
+        return self._jacobian(flat, alpha[..., None], beta2[..., None])
 
     def _flat_inputs(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> tuple[Tensor, Tensor, Tensor]:
         x = check_batch(x, "x", self.dim)
@@ -54,6 +71,8 @@ class PosteriorMeanDenoiser:
         def D(x: Tensor, t: float | Tensor) -> Tensor:
             return self.posterior_mean(x, t, schedule)
 
+        if self.has_closed_form_jacobian():  # lowdim.jacobian uses it instead of autograd
+            D.jacobian = lambda x, t: self.posterior_mean_jacobian(x, t, schedule)
         return D
 
 
@@ -80,6 +99,14 @@ class EmpiricalDenoiser(PosteriorMeanDenoiser):
 
     def _posterior_mean(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
         return torch.softmax(self._logits(x, alpha, beta2), dim=1) @ self._flat.to(x)
+
+    def _jacobian(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
+        # logits' gradient is alpha y_i / beta^2, so J = (alpha / beta^2) (sum_i w_i y_i y_i^T - ybar ybar^T)
+        w = torch.softmax(self._logits(x, alpha[..., 0], beta2[..., 0]), dim=1)
+        Y = self._flat.to(x)
+        mean = w @ Y
+        second = torch.einsum("bn,nd,ne->bde", w, Y, Y)
+        return alpha / beta2 * (second - mean[:, :, None] * mean[:, None, :])
 
     def posterior_weights(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
         """The softmax weights ``(B, N)`` over training points."""
@@ -144,6 +171,11 @@ class GaussianDenoiser(PosteriorMeanDenoiser):
         mu, lam, V = self.mean_.to(x), self.eigenvalues_.to(x), self.eigenvectors_.to(x)
         gain = alpha * lam / (alpha**2 * lam + beta2)  # (B, d) per eigen-direction
         return mu + ((x - alpha * mu) @ V * gain) @ V.T
+
+    def _jacobian(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
+        lam, V = self.eigenvalues_.to(x), self.eigenvectors_.to(x)
+        gain = alpha[..., 0] * lam / (alpha[..., 0] ** 2 * lam + beta2[..., 0])  # (B, d)
+        return torch.einsum("di,bi,ei->bde", V, gain, V)
 
 
 class GaussianMixtureDenoiser(PosteriorMeanDenoiser):
@@ -228,3 +260,32 @@ def denoising_mse(
         err = denoiser(a * x0 + b * eps, float(t), schedule) - x0
         out.append(err.reshape(len(x0), -1).pow(2).sum(1).mean())
     return torch.stack(out)
+
+
+def denoiser_agreement(
+    D1: Callable[[Tensor, Tensor], Tensor],
+    D2: Callable[[Tensor, Tensor], Tensor],
+    x0: Tensor,
+    times: Tensor,
+    schedule: Schedule,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""How close two denoisers are on the noisy inputs :math:`x_t = \alpha_t x_0 + \beta_t\varepsilon` at each of
+    ``times`` ``(T,)``: the mean cosine similarity of their outputs and the relative MSE
+    :math:`\mathbb E\|D_1 - D_2\|^2 / \mathbb E\|D_2\|^2`, both ``(T,)``. ``D1`` and ``D2`` are ``D(x, t)`` callables;
+    the same noise draws serve every time (common random numbers). Li et al. (2024) compare a trained network
+    (``D1``) with the linear Gaussian denoiser of its training set (``D2``) this way."""
+    check_callable(D1, "D1")
+    check_callable(D2, "D2")
+    x0 = check_batch(x0, "x0")
+    times = check_tensor(torch.as_tensor(times, dtype=x0.dtype), "times")
+    eps = randn(x0.shape, generator, x0.dtype, x0.device)
+    cosines, errors = [], []
+    with torch.no_grad():
+        for t in times.reshape(-1):
+            x_t = schedule.alpha(t) * x0 + schedule.beta(t) * eps
+            tt = t.expand(len(x0))
+            a, b = D1(x_t, tt).reshape(len(x0), -1), D2(x_t, tt).reshape(len(x0), -1)
+            cosines.append(torch.nn.functional.cosine_similarity(a, b, dim=1).mean())
+            errors.append((a - b).pow(2).sum(1).mean() / b.pow(2).sum(1).mean())
+    return torch.stack(cosines), torch.stack(errors)

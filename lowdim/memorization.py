@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_batch, check_generator, check_positive_int
+from ._random import seeded
 from .models import MLPDenoiser
 from .molrg import MoLRG, random_molrg
 from .samplers import sample, sample_prior
@@ -141,8 +142,7 @@ def train_and_sample(
     lr 3e-3 with cosine decay, batches of 256 drawn with replacement) and return ``n_samples`` PF-ODE samples
     (Heun, ``sample_steps`` steps)."""
     schedule = VP()
-    with torch.random.fork_rng(devices=[]):  # seed the network's initialization without touching the global RNG
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    with seeded(int(torch.randint(0, 2**31 - 1, (1,), generator=generator))):
         model = MLPDenoiser(train.shape[1], schedule, width=width, depth=depth).to(train.dtype)
     train_denoiser(
         model,

@@ -91,6 +91,20 @@ class MoLRG(PosteriorMeanDenoiser):
         mixed = torch.einsum("bk,bkr,kdr->bd", w, coeffs, self._stacked.to(x))
         return alpha / (alpha**2 + beta2) * mixed
 
+    def _jacobian(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
+        # D = c sum_k w_k p_k with p_k = U_k U_k^T x, c = alpha/(alpha^2 + beta^2), and grad logit_k = 2 phi p_k, so
+        # J = c [sum_k w_k U_k U_k^T + 2 phi (sum_k w_k p_k p_k^T - pbar pbar^T)]: symmetric.
+        a, b2 = alpha[..., 0], beta2[..., 0]
+        stacked = self._stacked.to(x)
+        coeffs = self._projections(x)
+        w = torch.softmax(self._logits(coeffs, a, b2), dim=1)
+        p = torch.einsum("bkr,kdr->bkd", coeffs, stacked)
+        pbar = torch.einsum("bk,bkd->bd", w, p)
+        projector = torch.einsum("bk,kdr,ker->bde", w, stacked, stacked)
+        spread = torch.einsum("bk,bkd,bke->bde", w, p, p) - pbar[:, :, None] * pbar[:, None, :]
+        phi = a**2 / (2 * b2 * (a**2 + b2))
+        return (a / (a**2 + b2))[..., None] * (projector + 2 * phi[..., None] * spread)
+
     def posterior_weights(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
         r"""Posterior component probabilities :math:`w_k(x) = P(k \mid x_t = x)`, shape ``(B, K)``."""
         flat, alpha, beta2 = self._flat_inputs(x, t, schedule)

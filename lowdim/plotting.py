@@ -81,3 +81,15 @@ def plot_convergence(
     ax.set_ylabel(ylabel)
     ax.legend()
     return slopes
+
+
+def image_rows(rows: Mapping[str, Tensor | np.ndarray], n_show: int, vmin: float = -1.0, vmax: float = 1.0,
+               size: float = 1.1) -> plt.Figure:  # fmt: skip
+    """A grid with one row of ``n_show`` images ``(n, C, H, W)`` per entry of ``rows``, titled by its key."""
+    fig, axes = plt.subplots(len(rows), n_show, figsize=(size * n_show, 1.15 * size * len(rows)),
+                             layout="constrained", squeeze=False)  # fmt: skip
+    for i, (name, images) in enumerate(rows.items()):
+        for j in range(n_show):
+            show_image(axes[i, j], images[j], vmin=vmin, vmax=vmax)
+        axes[i, 0].set_title(name, fontsize=8, loc="left")
+    return fig

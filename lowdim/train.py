@@ -11,6 +11,8 @@ noise level of order one; both have the same minimizer, :math:`\mathbb E[x_0\mid
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -59,6 +61,8 @@ def train_denoiser(
     progress: bool = True,
     weighting: str = "edm",
     lr_schedule: str = "constant",
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> list[float]:
     """Minimize :func:`dsm_loss` over ``data`` ``(N, *shape)`` with Adam for ``steps`` minibatch steps.
 
@@ -67,6 +71,8 @@ def train_denoiser(
     ``lr_schedule``: ``"constant"``, or ``"cosine"`` (decay to 0 over ``steps``; fitting a small training set
     exactly, i.e. memorizing it, needs the step size to shrink). A model with a ``constrain_()`` method (such as
     :class:`~lowdim.dae.LowRankDAE`, whose bases must stay orthonormal) is projected back after every step.
+    ``ema`` (from :func:`~lowdim.checkpoints.ema_model`) is updated after every step; sample from ``ema.module``.
+    ``callback(step, model)`` runs after every step (``step`` counts from 1), e.g. to measure the model during training.
     """
     data = check_batch(data, "data")
     steps = check_positive_int(steps, "steps")
@@ -74,6 +80,10 @@ def train_denoiser(
     check_positive(lr, "lr")
     check_choice(lr_schedule, "lr_schedule", ("constant", "cosine"))
     generator = check_generator(generator)
+    if ema is not None and not isinstance(ema, torch.optim.swa_utils.AveragedModel):
+        raise TypeError(
+            f"ema must be an AveragedModel (see lowdim.checkpoints.ema_model) or None, got {type(ema).__name__}"
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
     constrain = getattr(model, "constrain_", None)
@@ -92,8 +102,15 @@ def train_denoiser(
             constrain()
         if decay is not None:
             decay.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        if callback is not None:
+            callback(len(losses) + 1, model)
+            model.train()
         losses.append(loss.item())
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
     model.eval()
+    if ema is not None:
+        ema.eval()
     return losses

@@ -15,11 +15,15 @@ import torch
 
 from . import plotting
 from .denoisers import EmpiricalDenoiser, GaussianDenoiser
+from .jacobian import jacobian_svd
 from .molrg import MoLRG, fit_molrg
+from .pfd import TeacherStudent
 from .phase import fit_subspaces, sweep_data
+from .reproducibility import ReproducibilitySweep
 from .samplers import sample, sample_prior
 from .schedules import VP, Schedule
 from .sde import perturb
+from .similarity import THRESHOLD, Embedding, max_similarity
 from .subspaces import match_subspaces, principal_cosines, subspace_recovery_error
 
 Tensor = torch.Tensor
@@ -222,17 +226,128 @@ def digit_denoising_explorer(train: Tensor, test: Tensor) -> widgets.Widget:
     return _explorer(partial(digit_denoising_frame, train, test), controls)
 
 
+def nearest_training_frame(
+    sweep: ReproducibilitySweep, pool: Tensor, capacity: str | None = None, N: int = 64,
+    embed: Embedding | None = None, n_show: int = 8,
+) -> plt.Figure:  # fmt: skip
+    """Generated digits of the ``capacity`` network trained on ``pool[:N]`` (cached in ``sweep``) above their most
+    similar training images, each titled with the similarity; a similarity above 0.6 counts as a copy."""
+    capacity = capacity or sweep.capacities[-1]
+    i, j = sweep.capacities.index(capacity), sweep.sizes.index(N)
+    samples = torch.as_tensor(sweep.samples[i, j, :n_show], dtype=pool.dtype)
+    best, idx = max_similarity(samples, pool[:N], embed)
+    fig = plotting.image_rows({f"generated ({capacity}, N = {N}; GL = {sweep.gl[i, j]:.2f})": samples,
+                               "most similar training image": pool[:N][idx]}, n_show)  # fmt: skip
+    for ax, s in zip(fig.axes[n_show:], best):
+        ax.set_xlabel(f"{s:.2f}", fontsize=8, color="C3" if s > THRESHOLD else "k")
+    return fig
+
+
+def nearest_training_explorer(
+    sweep: ReproducibilitySweep, pool: Tensor, embed: Embedding | None = None
+) -> widgets.Widget:
+    """Choose the capacity and N of :func:`nearest_training_frame` (defaults: the largest capacity, N = 64)."""
+    controls = {
+        "capacity": widgets.Dropdown(options=sweep.capacities, value=sweep.capacities[-1], description="network"),
+        "N": widgets.SelectionSlider(options=sweep.sizes, value=64, description="N", continuous_update=False),
+    }
+    return _explorer(partial(nearest_training_frame, sweep, pool, embed=embed), controls)
+
+
+def teacher_student_frame(result: TeacherStudent, teacher: MoLRG, width: int | None = None, N: int = 64,
+                          steps: int = 40) -> plt.Figure:  # fmt: skip
+    """Per evaluation noise, the distance of the student's sample to the teacher's (x) and to the empirical
+    denoiser's (y), both from that same noise: points below the diagonal are closer to a training point's map
+    than to the teacher's (memorized)."""
+    width = width or result.widths[-1]
+    i, j = result.widths.index(width), result.sizes.index(N)
+    student = torch.as_tensor(result.samples[i, j])
+    schedule = VP()
+    x_T = sample_prior(schedule, (student.shape[0], teacher.dim), generator=torch.Generator().manual_seed(result.eval_seed),
+                       dtype=student.dtype)  # fmt: skip
+    train = torch.as_tensor(result.pool[:N])
+    to_teacher = (student - sample(teacher.denoiser(schedule), x_T, schedule, steps=steps)).norm(dim=1)
+    to_empirical = (student - sample(EmpiricalDenoiser(train).denoiser(schedule), x_T, schedule, steps=steps)).norm(
+        dim=1
+    )
+    fig, ax = plt.subplots(figsize=(4.6, 4.2), layout="constrained")
+    ax.scatter(to_teacher, to_empirical, s=8, alpha=0.6)
+    top = float(max(to_teacher.max(), to_empirical.max())) * 1.05
+    ax.plot([0, top], [0, top], "k--", lw=1)
+    below = float((to_empirical < to_teacher).double().mean())
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="distance to the teacher's sample", ylabel="distance to the empirical sample",
+           title=f"width {width}, N = {N}: {100 * below:.0f} % closer to a training point")  # fmt: skip
+    return fig
+
+
+def teacher_student_explorer(result: TeacherStudent, teacher: MoLRG) -> widgets.Widget:
+    """Choose the student width and N of :func:`teacher_student_frame` (defaults: the largest width, N = 64)."""
+    controls = {
+        "width": widgets.Dropdown(options=result.widths, value=result.widths[-1], description="width"),
+        "N": widgets.SelectionSlider(options=result.sizes, value=64, description="N", continuous_update=False),
+    }
+    return _explorer(partial(teacher_student_frame, result, teacher), controls)
+
+
+def singular_vectors_frame(
+    D: Callable[[Tensor, Tensor], Tensor], x0: Tensor, t: float = 0.5, k: int = 6, step: float = 12.0,
+    seed: int = 0, schedule: Schedule | None = None,
+) -> plt.Figure:  # fmt: skip
+    r"""The top-``k`` right singular vectors :math:`v_i` of the Jacobian of ``D(·, t)`` at :math:`x_t = \alpha_t x_0 +
+    \beta_t\varepsilon` (one image ``x0`` ``(C, H, W)``, noise from ``seed``), each shown scaled to its largest
+    entry, and below each the edited estimate :math:`D(x_t + \lambda v_i)` with :math:`\lambda` = ``step``."""
+    schedule = schedule or VP()
+    x_t, _ = perturb(x0[None], t, schedule, generator=torch.Generator().manual_seed(seed))
+    svd = jacobian_svd(D, x_t, t, k, tol=1e-3, max_iters=100, generator=torch.Generator().manual_seed(seed))
+    V = svd.V[0].T.reshape(k, *x0.shape)
+    with torch.no_grad():
+        clean = D(x_t, t)[0]
+        edited = D(x_t + step * V, torch.full((k,), t, dtype=x_t.dtype))
+    fig, axes = plt.subplots(2, k + 2, figsize=(1.3 * (k + 2), 2.9), layout="constrained")
+    plotting.show_image(axes[0, 0], x_t[0].clamp(-1, 1))
+    axes[0, 0].set_title(f"$x_t$, t = {t:.2f}", fontsize=8)
+    plotting.show_image(axes[1, 0], clean)
+    axes[1, 0].set_title("$D(x_t)$", fontsize=8)
+    for i in range(k):
+        v = V[i] / V[i].abs().max()
+        plotting.show_image(axes[0, i + 1], v)
+        axes[0, i + 1].set_title(f"$v_{{{i + 1}}}$, σ = {float(svd.S[0, i]):.2f}", fontsize=8)
+        plotting.show_image(axes[1, i + 1], edited[i])
+        axes[1, i + 1].set_title(f"$D(x_t + {step:g} v_{{{i + 1}}})$", fontsize=7)
+    for row in (0, 1):
+        axes[row, -1].axis("off")
+    return fig
+
+
+def singular_vectors_explorer(D: Callable[[Tensor, Tensor], Tensor], x0: Tensor, step: float = 12.0) -> widgets.Widget:
+    """Choose ``t`` and ``k`` of :func:`singular_vectors_frame` (defaults 0.5 and 6); each change runs a matrix-free
+    top-``k`` SVD (a few seconds at d = 3072)."""
+    controls = {
+        "t": widgets.SelectionSlider(
+            options=[0.1, 0.3, 0.5, 0.7, 0.9], value=0.5, description="t", continuous_update=False
+        ),  # fmt: skip
+        "k": widgets.IntSlider(value=6, min=1, max=8, description="k", continuous_update=False),
+    }
+    return _explorer(partial(singular_vectors_frame, D, x0, step=step), controls)
+
+
 __all__ = [
     "digit_denoising_explorer",
     "digit_denoising_frame",
     "denoiser_explorer",
     "denoiser_frame",
     "forward_noising_explorer",
+    "nearest_training_explorer",
+    "nearest_training_frame",
     "noising_frame",
     "pca_cell_explorer",
     "pca_cell_frame",
     "sampler_explorer",
     "sampler_frame",
+    "singular_vectors_explorer",
+    "singular_vectors_frame",
     "subspace_cell_explorer",
     "subspace_cell_frame",
+    "teacher_student_explorer",
+    "teacher_student_frame",
 ]

@@ -1,0 +1,182 @@
+"""The Jacobian kernel: full Jacobians, matrix-free top-k SVD, effective rank, local linearity."""
+
+import pytest
+import torch
+
+import lowdim as ld
+from lowdim.jacobian import effective_rank, jacobian, jacobian_svd, linearity, subspace_sin
+from lowdim.models import UNetDenoiser
+
+from .conftest import gen
+
+
+def _reference(f, x, t):
+    # torch.autograd.functional.jacobian item by item: one reverse pass per output row
+    out = []
+    for b in range(len(x)):
+        J = torch.autograd.functional.jacobian(lambda z, b=b: f(z[None], t[b : b + 1])[0], x[b])
+        out.append(J.reshape(x[b].numel(), x[b].numel()))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda s: ld.MLPDenoiser(12, s, width=16, depth=2), (12,)),
+        (lambda s: UNetDenoiser((2, 4, 4), s, channels=(4, 8)), (2, 4, 4)),
+    ],
+    ids=["mlp", "conv"],
+)
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_jacobian_matches_autograd_functional(make, shape, chunk):
+    torch.manual_seed(0)
+    f = make(ld.VP())
+    x = torch.randn(3, *shape, generator=gen(1))
+    t = torch.tensor([0.2, 0.5, 0.9])
+    J = jacobian(f, x, t, chunk_size=chunk)
+    assert J.shape == (3, x[0].numel(), x[0].numel())
+    torch.testing.assert_close(J, _reference(f, x, t), atol=1e-10, rtol=0)
+
+
+def _slow_decay_matrix(d=40, seed=0):
+    # singular values 1, 0.9, 0.81, ... : slow geometric decay
+    q1 = torch.linalg.qr(torch.randn(d, d, generator=gen(seed))).Q
+    q2 = torch.linalg.qr(torch.randn(d, d, generator=gen(seed + 1))).Q
+    return q1 @ torch.diag(0.9 ** torch.arange(d, dtype=torch.float64)) @ q2.T
+
+
+def test_jacobian_svd_matches_a_full_svd():
+    A = _slow_decay_matrix()
+    f = lambda x: x @ A.T  # noqa: E731  J = A for every item
+    x = torch.randn(2, 40, generator=gen(3))
+    U, S, V, passes, iters = jacobian_svd(f, x, None, k=4, tol=1e-7, max_iters=2000, generator=gen(4))
+    Uf, Sf, Vh = torch.linalg.svd(A)
+    torch.testing.assert_close(S, Sf[:4].expand(2, 4), rtol=1e-4, atol=0)
+    for b in range(2):
+        assert ld.subspace_distance(V[b], Vh[:4].T) < 1e-3
+        assert ld.subspace_distance(U[b], Uf[:, :4]) < 1e-3
+    assert passes == 4 + 2 * 4 * iters + 4
+
+
+def test_subspace_sin_ignores_signs_and_rotations():
+    V = torch.linalg.qr(torch.randn(10, 3, generator=gen(0))).Q
+    R = torch.linalg.qr(torch.randn(3, 3, generator=gen(1))).Q
+    assert subspace_sin(V, -V @ R) < 1e-7
+    W = torch.linalg.qr(torch.randn(10, 3, generator=gen(2))).Q
+    assert subspace_sin(V, W) > 0.1
+
+
+def test_effective_rank_counts_energy():
+    S = torch.tensor([[3.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    # energies 9, 13, 14 of 14: 0.99^2 * 14 = 13.72 -> 3; uniform: 0.9801 * 4 = 3.92 -> 4
+    assert effective_rank(S).tolist() == [3, 4]
+    assert effective_rank(S, energy=0.9).tolist() == [2, 4]  # 0.81 * 14 = 11.3 -> 9 < 11.3 <= 13 -> 2
+    # with a larger total than the top values hold, the rank is "more than k"
+    assert effective_rank(S[:1, :2], total=torch.tensor([14.0])).tolist() == [3]
+    with pytest.raises(ValueError, match="^energy"):
+        effective_rank(S, energy=0)
+
+
+def test_linearity_is_exact_for_a_linear_map():
+    A = torch.randn(6, 6, generator=gen(0))
+    x, dx = torch.randn(2, 6, generator=gen(1)), torch.randn(2, 6, generator=gen(2))
+    ratio, cosine = linearity(lambda z: z @ A.T, x, None, dx, torch.tensor([0.0, 1.0, 10.0]))
+    torch.testing.assert_close(ratio, torch.ones(2, 3))
+    torch.testing.assert_close(cosine, torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("which", ["molrg", "gaussian", "empirical"])
+@pytest.mark.parametrize("t", [0.05, 0.4, 0.95])
+def test_closed_form_jacobians_equal_autograd_and_are_symmetric(which, t):
+    schedule = ld.VP()
+    if which == "molrg":
+        model = ld.random_molrg(10, 3, [2, 3, 1], generator=gen(0), weights=[0.5, 0.3, 0.2])
+    elif which == "gaussian":
+        model = ld.GaussianDenoiser.fit(torch.randn(40, 10, generator=gen(0)) @ torch.randn(10, 10, generator=gen(1)))
+    else:
+        model = ld.EmpiricalDenoiser(torch.randn(7, 10, generator=gen(0)))
+    D = model.denoiser(schedule)
+    x = 2 * torch.randn(4, 10, generator=gen(2))
+    closed = jacobian(D, x, t)  # takes the closed form
+    auto = jacobian(lambda z, s: model.posterior_mean(z, s, schedule), x, t)  # autograd
+    torch.testing.assert_close(closed, auto, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(closed, closed.transpose(1, 2), atol=1e-12, rtol=0)
+
+
+def test_rank_ratio_of_the_molrg_denoiser_is_r_over_d():
+    # at small t the posterior weights are one-hot and J = c U_k U_k^T (Lemma 1): rank r of d. At larger t the
+    # weights mix and J = c [sum_k w_k U_k U_k^T + 2 phi Cov_w(p)] spans up to all K r directions.
+    from lowdim.jacobian import rank_ratio
+
+    model = ld.random_molrg(24, 2, 3, generator=gen(0))
+    x0, _ = model.sample(16, generator=gen(1))
+    times = torch.tensor([0.02, 0.05, 0.3, 0.6])
+    result = rank_ratio(model.denoiser(ld.VP()), times, ld.VP(), x0=x0, draws=2, generator=gen(2))
+    mean, std = result.mean, result.std
+    assert result.ranks.shape == (4, 32)
+    torch.testing.assert_close(mean[:2], torch.full((2,), 3 / 24, dtype=torch.float64), atol=1e-12, rtol=0)
+    assert std[0] == 0 and bool(((mean[2:] > 3 / 24) & (mean[2:] <= 6 / 24)).all())
+    # along PF-ODE trajectories the states at small t sit near one subspace too
+    along = rank_ratio(model.denoiser(ld.VP()), times[:1], ld.VP(), shape=(24,), draws=6, generator=gen(3))
+    assert along.ranks.shape == (1, 6) and bool((along.ranks == 3).all())
+
+
+def test_trajectory_points_are_the_samplers_states():
+    from lowdim.jacobian import trajectory_points
+
+    model, schedule = ld.random_molrg(12, 2, 2, generator=gen(0)), ld.VP()
+    x_T = ld.sample_prior(schedule, (5, 12), generator=gen(1))
+    times = torch.tensor([0.7, 0.3])
+    states = trajectory_points(model.denoiser(schedule), x_T, times, schedule, steps=300)
+    # integrating from 1 to 0.3 on a fine grid directly gives the same state to the solver's accuracy
+    grid = torch.cat([torch.linspace(1, 0.3, 400), torch.tensor([0.0])])
+    seen = {}
+    ld.sample(model.denoiser(schedule), x_T, schedule, t_grid=grid,
+              callback=lambda s: seen.setdefault(round(float(s["t"]), 6), s["x"]))  # fmt: skip
+    torch.testing.assert_close(states[1], seen[0.3], atol=5e-4, rtol=0)  # both grids fine; a wrong time is off by ~0.1
+    with pytest.raises(ValueError, match="^times"):
+        trajectory_points(model.denoiser(schedule), x_T, torch.tensor([0.0]), schedule)
+
+
+def test_top_k_ranks_equal_exact_ranks_when_the_rank_is_small():
+    # J = A of rank 5 plus a weak tail: energy rank 5 at 0.99; the top-8 route with Hutchinson finds it
+    from lowdim.jacobian import point_ranks
+
+    d = 60
+    q1 = torch.linalg.qr(torch.randn(d, d, generator=gen(0))).Q
+    q2 = torch.linalg.qr(torch.randn(d, d, generator=gen(1))).Q
+    s = torch.cat([torch.tensor([5.0, 4.0, 3.0, 2.5, 2.0]), torch.full((d - 5,), 0.01)])
+    A = q1 @ torch.diag(s) @ q2.T
+    x = torch.zeros(4, d)
+    f = lambda z, t: z @ A.T  # noqa: E731
+    exact = point_ranks(f, x, 0.5)
+    fast = point_ranks(f, x, 0.5, k=8, probes=64, generator=gen(2))
+    assert exact.tolist() == [5] * 4 and fast.tolist() == [5] * 4
+    # a rank above k is reported as k + 1
+    assert point_ranks(f, x, 0.5, k=3, generator=gen(3)).tolist() == [4] * 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_jacobian_kernel_runs_unchanged_on_cuda():
+    torch.manual_seed(0)
+    f = UNetDenoiser((2, 4, 4), ld.VP(), channels=(4, 8)).cuda()
+    x = torch.randn(3, 2, 4, 4, device="cuda")
+    J = jacobian(f, x, 0.5)
+    assert J.device.type == "cuda"
+    torch.testing.assert_close(J.cpu(), jacobian(f.cpu(), x.cpu(), 0.5), atol=1e-8, rtol=1e-6)
+    f.cuda()
+    U, S, V, _, _ = jacobian_svd(f, x, 0.5, k=3, tol=1e-6, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert S.device.type == "cuda"
+    torch.testing.assert_close(S, torch.linalg.svdvals(J)[:, :3], rtol=1e-4, atol=1e-8)
+
+
+def test_frobenius_estimate_is_unbiased():
+    from lowdim.jacobian import frobenius_sq
+
+    A = _slow_decay_matrix(d=30)
+    x = torch.zeros(200, 30)
+    est = frobenius_sq(lambda z: z @ A.T, x, None, probes=8, generator=gen(0))  # 200 independent estimates
+    exact = float((A**2).sum())
+    # each estimate has relative sd <= sqrt(2/8) = 0.5; their mean over 200 has sd <= 0.035 of the exact value
+    assert abs(float(est.mean()) / exact - 1) < 3 * 0.5 / 200**0.5
+    assert float(est.std()) / exact < 0.5
