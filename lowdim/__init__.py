@@ -9,10 +9,11 @@ from .denoisers import (
     GaussianDenoiser,
     GaussianMixtureDenoiser,
     PosteriorMeanDenoiser,
+    denoiser_agreement,
     denoising_mse,
 )
 from .intrinsic import mle_dimension, pca_dimension, pca_spectrum
-from .jacobian import effective_rank, jacobian, jacobian_svd, linearity
+from .jacobian import effective_rank, jacobian, jacobian_svd, linearity, rank_ratio
 from .models import MLPDenoiser, UNetDenoiser
 from .molrg import MoLRG, fit_molrg, random_molrg
 from .pfd import pf_distance
@@ -40,6 +41,7 @@ __all__ = [
     "Schedule",
     "UNetDenoiser",
     "data_path",
+    "denoiser_agreement",
     "denoiser_from_score",
     "denoising_mse",
     "digits",
@@ -63,6 +65,7 @@ __all__ = [
     "perturb",
     "pf_distance",
     "random_molrg",
+    "rank_ratio",
     "render_shapes",
     "rp_score",
     "sample",

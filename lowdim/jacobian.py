@@ -12,6 +12,13 @@ Routes (device- and dtype-agnostic):
 - :func:`jacobian_svd`: block subspace iteration on :math:`J^\top J`. Each iteration pushes all ``k`` directions
   through the network at once: a forward-mode pass (dual tensors) on a batch of ``k`` copies of ``x`` gives
   :math:`JV`, and one reverse pass through a graph built once on those copies gives :math:`J^\top (JV)`.
+- :func:`point_ranks` / :func:`rank_ratio`: the rank by energy (:func:`effective_rank`) exactly from full Jacobians,
+  or from the top ``k`` singular values plus a deflated Hutchinson estimate of the rest (:func:`frobenius_sq`), at
+  points along PF-ODE trajectories (:func:`trajectory_points`) or forward marginals.
+- :func:`linearity`: how far a denoiser is from its first-order Taylor expansion along a direction.
+
+Denoisers with a closed-form Jacobian (a ``jacobian(x, t)`` attribute, as the MoLRG, Gaussian and empirical
+denoisers' ``.denoiser(schedule)`` callables have) are asked for it instead of autograd.
 """
 
 from __future__ import annotations
@@ -265,19 +272,25 @@ def trajectory_points(
     times = check_tensor(torch.as_tensor(times, dtype=torch.float64), "times")
     if bool((times <= 0).any()) or bool((times > 1).any()):
         raise ValueError("times must lie in (0, 1]")
-    grid = torch.cat([time_grid(schedule, check_positive_int(steps, "steps")), times]).unique(sorted=True).flip(0)
-    wanted = {round(float(t), 12): i for i, t in enumerate(times)}
+    # the sampler runs the grid in x_T's dtype: merge and match times in that precision
+    requested = times.to(x_T.dtype)
+    grid = torch.cat([time_grid(schedule, check_positive_int(steps, "steps")).to(x_T.dtype), requested])
+    grid = grid.unique(sorted=True).flip(0)
     states = x_T.new_empty(len(times), *x_T.shape)
+    seen = torch.zeros(len(times), dtype=torch.bool)
 
     def record(state: dict) -> None:
-        i = wanted.get(round(float(state["t"]), 12))
-        if i is not None:
-            states[i] = state["x"]
+        hit = (requested == state["t"].to(requested.device)).nonzero()
+        if len(hit):
+            states[hit[:, 0]] = state["x"]
+            seen[hit[:, 0]] = True
 
     with torch.no_grad():
-        if 1.0 in wanted:
-            states[wanted[1.0]] = x_T
+        states[requested == 1] = x_T
+        seen |= (requested == 1).cpu()
         sample(D, x_T, schedule, t_grid=grid, callback=record)
+    if not bool(seen.all()):  # pragma: no cover - a grid point always lands on every requested time
+        raise RuntimeError(f"times {times[~seen].tolist()} were not visited by the sampler")
     return states
 
 

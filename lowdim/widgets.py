@@ -303,7 +303,7 @@ def singular_vectors_frame(
     with torch.no_grad():
         clean = D(x_t, t)[0]
         edited = D(x_t + step * V, torch.full((k,), t, dtype=x_t.dtype))
-    fig, axes = plt.subplots(2, k + 2, figsize=(1.3 * (k + 2), 2.9), layout="constrained")
+    fig, axes = plt.subplots(2, k + 1, figsize=(1.3 * (k + 1), 2.9), layout="constrained", squeeze=False)
     plotting.show_image(axes[0, 0], x_t[0].clamp(-1, 1))
     axes[0, 0].set_title(f"$x_t$, t = {t:.2f}", fontsize=8)
     plotting.show_image(axes[1, 0], clean)
@@ -314,8 +314,6 @@ def singular_vectors_frame(
         axes[0, i + 1].set_title(f"$v_{{{i + 1}}}$, σ = {float(svd.S[0, i]):.2f}", fontsize=8)
         plotting.show_image(axes[1, i + 1], edited[i])
         axes[1, i + 1].set_title(f"$D(x_t + {step:g} v_{{{i + 1}}})$", fontsize=7)
-    for row in (0, 1):
-        axes[row, -1].axis("off")
     return fig
 
 

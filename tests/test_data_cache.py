@@ -154,3 +154,18 @@ def test_teacher_student_curves_cache_matches_its_first_points():
     np.testing.assert_array_equal(fresh[f"steps_{n}"], cached[f"steps_{n}"][:2])
     for key in (f"e_gen_{n}", f"e_mem_{n}"):
         np.testing.assert_allclose(fresh[key], cached[key][:2], rtol=0.05)
+
+
+def test_jacobian_spectra_cache_matches_a_recomputed_point():
+    # chapter 8's d = 3072 spectra: one full Jacobian recomputed (about a minute) gives the same singular values
+    # up to float32 round-off in the network, and the same rank by energy
+    script = load_script("make_jacobian_ranks")
+    with np.load(script.PATH, allow_pickle=False) as f:
+        times, cached = f["times"].tolist(), f["singular_values"]
+    assert times == script.TIMES and cached.shape == (len(script.TIMES), script.DRAWS, 3072)
+    D = script.model()
+    i = times.index(0.5)
+    fresh = script.spectrum(D, script.points(D)[i], 0.5)
+    np.testing.assert_allclose(fresh, cached[i], rtol=1e-3, atol=1e-4 * cached[i].max())
+    ranks = [ld.effective_rank(torch.as_tensor(s)).tolist() for s in (fresh, cached[i])]
+    assert abs(ranks[0][0] - ranks[1][0]) <= 0.002 * 3072

@@ -110,3 +110,21 @@ def test_digits_are_scaled_images():
     assert images.shape == (1797, 1, 8, 8) and labels.shape == (1797,)
     assert images.min().item() == -1.0 and images.max().item() == 1.0
     assert set(labels.tolist()) == set(range(10))
+
+
+def test_denoiser_agreement_of_two_isotropic_gaussians_matches_the_closed_form():
+    # D_s(x, t) = g_s(t) x for N(0, s^2 I): outputs are parallel (cosine 1) and the relative MSE is
+    # (g_1 - g_2)^2 / g_2^2 exactly, whatever the inputs
+    schedule, d = ld.VP(), 6
+    dens = [ld.GaussianDenoiser(torch.zeros(d), s**2 * torch.eye(d)).denoiser(schedule) for s in (0.5, 2.0)]
+    x0 = torch.randn(50, d, generator=gen(0))
+    times = torch.tensor([0.1, 0.5, 0.9])
+    cos, rel = ld.denoiser_agreement(dens[0], dens[1], x0, times, schedule, generator=gen(1))
+    a, b2 = schedule.alpha(times), schedule.beta(times) ** 2
+    g1, g2 = (a * s**2 / (a**2 * s**2 + b2) for s in (0.5, 2.0))
+    torch.testing.assert_close(cos, torch.ones(3), atol=1e-12, rtol=0)
+    torch.testing.assert_close(rel, (g1 - g2) ** 2 / g2**2, atol=1e-12, rtol=1e-10)
+    same_cos, same_rel = ld.denoiser_agreement(dens[0], dens[0], x0, times, schedule, generator=gen(1))
+    assert bool((same_rel == 0).all()) and torch.allclose(same_cos, torch.ones(3))
+    with pytest.raises(TypeError, match="^D2"):
+        ld.denoiser_agreement(dens[0], None, x0, times, schedule)

@@ -136,6 +136,12 @@ def test_trajectory_points_are_the_samplers_states():
     torch.testing.assert_close(states[1], seen[0.3], atol=5e-4, rtol=0)  # both grids fine; a wrong time is off by ~0.1
     with pytest.raises(ValueError, match="^times"):
         trajectory_points(model.denoiser(schedule), x_T, torch.tensor([0.0]), schedule)
+    # float64 times on a float32 trajectory: matched in the trajectory's precision; t = 1 is the noise itself
+    x32 = x_T.float()
+    D32 = ld.random_molrg(12, 2, 2, generator=gen(0), dtype=torch.float32).denoiser(schedule)
+    states32 = trajectory_points(D32, x32, torch.tensor([1.0, 0.1, 0.3], dtype=torch.float64), schedule, steps=300)
+    assert torch.equal(states32[0], x32)
+    torch.testing.assert_close(states32[2], states[1].float(), atol=1e-4, rtol=0)
 
 
 def test_top_k_ranks_equal_exact_ranks_when_the_rank_is_small():
