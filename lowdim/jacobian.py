@@ -128,6 +128,21 @@ class BatchedJacobian:
         return self._unstack(grad)
 
 
+class _MatrixProducts:
+    """:class:`BatchedJacobian`'s ``jvp``/``vjp`` for Jacobians ``(B, m, d)`` already in hand (closed forms)."""
+
+    passes = 0
+
+    def __init__(self, J: Tensor) -> None:
+        self._J = J.reshape(J.shape[0], J.shape[1], -1)
+
+    def jvp(self, V: Tensor) -> Tensor:
+        return self._J @ V
+
+    def vjp(self, Y: Tensor) -> Tensor:
+        return self._J.transpose(-1, -2) @ Y
+
+
 def frobenius_sq(
     f: Callable[..., Tensor], x: Tensor, t: float | Tensor | None, probes: int = 32,
     generator: torch.Generator | None = None, deflate: Tensor | None = None,
@@ -190,7 +205,8 @@ def jacobian_svd(
     principal angle between successive subspaces falls below ``tol`` for every item (signs and rotations inside
     the subspace do not count), then a Rayleigh–Ritz step (an SVD of the ``m × k`` matrix :math:`JV`) returns
     ordered singular values and vectors. The error of the subspace shrinks like
-    :math:`(\sigma_{k+1}/\sigma_k)^{2i}` after ``i`` iterations.
+    :math:`(\sigma_{k+1}/\sigma_k)^{2i}` after ``i`` iterations. A denoiser with a closed-form Jacobian (a
+    ``jacobian(x, t)`` attribute) runs the same iteration on that matrix, with no network passes.
     """
     check_callable(f, "f")
     x = check_batch(x, "x")
@@ -200,7 +216,11 @@ def jacobian_svd(
     B, d = x.shape[0], math.prod(x.shape[1:])
     if k > d:
         raise ValueError(f"k must be at most d = {d}, got {k}")
-    op = BatchedJacobian(f, x, t, k)
+    closed_form = getattr(f, "jacobian", None)
+    if callable(closed_form) and t is not None:
+        op: BatchedJacobian | _MatrixProducts = _MatrixProducts(closed_form(x, t))
+    else:
+        op = BatchedJacobian(f, x, t, k)
     V = _orthonormal(randn((B, d, k), generator, x.dtype, x.device))
     iterations = 0
     while iterations < max_iters:

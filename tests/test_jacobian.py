@@ -103,6 +103,17 @@ def test_closed_form_jacobians_equal_autograd_and_are_symmetric(which, t):
     torch.testing.assert_close(closed, closed.transpose(1, 2), atol=1e-12, rtol=0)
 
 
+def test_jacobian_svd_uses_a_closed_form_without_network_passes():
+    model, schedule = ld.random_molrg(30, 3, 4, generator=gen(0)), ld.VP()
+    x = ld.perturb(model.sample(3, generator=gen(1))[0], 0.6, schedule, generator=gen(2))[0]
+    closed = jacobian_svd(model.denoiser(schedule), x, 0.6, k=5, tol=1e-9, max_iters=2000, generator=gen(3))
+    auto = jacobian_svd(lambda z, s: model.posterior_mean(z, s, schedule), x, 0.6, k=5, tol=1e-9, max_iters=2000,
+                        generator=gen(3))  # fmt: skip
+    assert closed.passes == 0 and auto.passes > 0
+    torch.testing.assert_close(closed.S, auto.S, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(closed.S, torch.linalg.svdvals(jacobian(model.denoiser(schedule), x, 0.6))[:, :5])
+
+
 def test_rank_ratio_of_the_molrg_denoiser_is_r_over_d():
     # at small t the posterior weights are one-hot and J = c U_k U_k^T (Lemma 1): rank r of d. At larger t the
     # weights mix and J = c [sum_k w_k U_k U_k^T + 2 phi Cov_w(p)] spans up to all K r directions.
