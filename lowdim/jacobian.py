@@ -63,8 +63,9 @@ def jacobian(
     outputs per item).
 
     One forward pass, then ``ceil(m / chunk_size)`` batched reverse passes through the same graph; each computes
-    ``chunk_size`` rows of every item's Jacobian. ``chunk_size`` (default: all ``m`` rows) bounds the memory, about
-    ``chunk_size · B · d`` numbers. A denoiser that knows its Jacobian in closed form (a ``jacobian(x, t)``
+    ``chunk_size`` rows of every item's Jacobian and holds about ``chunk_size · B · d`` numbers. The default keeps that
+    near :math:`2^{20}` (at least one row): on a 2-core CPU, for a U-Net at :math:`d = 3072`, 256 rows per pass took
+    5.5 s against 11.0 s for all 3072 at once (``benchmarks/jacobian.py``). A denoiser that knows its Jacobian in closed form (a ``jacobian(x, t)``
     attribute) is asked for it instead.
     """
     check_callable(f, "f")
@@ -78,7 +79,10 @@ def jacobian(
         x_in = x.detach().requires_grad_(True)
         y = g(x_in).reshape(B, -1)
     m = y.shape[1]
-    chunk = m if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    if chunk_size is None:
+        chunk = max(1, min(m, 2**20 // (B * d)))
+    else:
+        chunk = check_positive_int(chunk_size, "chunk_size")
     J = x.new_empty(B, m, d)
     eye = torch.eye(m, dtype=y.dtype, device=y.device)
     for start in range(0, m, chunk):
