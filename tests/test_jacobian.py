@@ -64,6 +64,12 @@ def test_subspace_sin_ignores_signs_and_rotations():
     assert subspace_sin(V, -V @ R) < 1e-7
     W = torch.linalg.qr(torch.randn(10, 3, generator=gen(2))).Q
     assert subspace_sin(V, W) > 0.1
+    # small angles resolve in float32 (sqrt(1 - cos^2) is stuck at multiples of ~3e-4 there)
+    theta = 1e-5
+    V32 = torch.eye(10, 3, dtype=torch.float32)
+    W32 = V32.clone()
+    W32[0, 0], W32[5, 0] = torch.cos(torch.tensor(theta)), torch.sin(torch.tensor(theta))
+    assert abs(float(subspace_sin(V32, W32)) - theta) < 1e-7
 
 
 def test_effective_rank_counts_energy():
