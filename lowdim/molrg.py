@@ -92,18 +92,22 @@ class MoLRG(PosteriorMeanDenoiser):
         return alpha / (alpha**2 + beta2) * mixed
 
     def _jacobian(self, x: Tensor, alpha: Tensor, beta2: Tensor) -> Tensor:
-        # D = c sum_k w_k p_k with p_k = U_k U_k^T x, c = alpha/(alpha^2 + beta^2), and grad logit_k = 2 phi p_k, so
-        # J = c [sum_k w_k U_k U_k^T + 2 phi (sum_k w_k p_k p_k^T - pbar pbar^T)]: symmetric.
+        # D = c sum_k w_k p_k with p_k = U_k a_k, a_k = U_k^T x, c = alpha/(alpha^2 + beta^2), grad logit_k = 2 phi p_k:
+        # J = c [sum_k w_k U_k U_k^T + 2 phi (sum_k w_k p_k p_k^T - pbar pbar^T)], symmetric. All of it lies in the
+        # span of U = [U_1 ... U_K] (d x Kr): J = c U M U^T with the small Kr x Kr middle
+        # M = diag(w_k I_r) + 2 phi (blockdiag(w_k a_k a_k^T) - (w a)(w a)^T), so forming J costs one d x Kr x d product.
         a, b2 = alpha[..., 0], beta2[..., 0]
-        stacked = self._stacked.to(x)
-        coeffs = self._projections(x)
+        stacked = self._stacked.to(x)  # (K, d, r), zero columns past each rank change nothing
+        K, d, r = stacked.shape
+        coeffs = self._projections(x)  # (B, K, r)
         w = torch.softmax(self._logits(coeffs, a, b2), dim=1)
-        p = torch.einsum("bkr,kdr->bkd", coeffs, stacked)
-        pbar = torch.einsum("bk,bkd->bd", w, p)
-        projector = torch.einsum("bk,kdr,ker->bde", w, stacked, stacked)
-        spread = torch.einsum("bk,bkd,bke->bde", w, p, p) - pbar[:, :, None] * pbar[:, None, :]
+        weighted = (w[..., None] * coeffs).reshape(len(x), K * r)
+        blocks = torch.einsum("bk,bkr,bks,kl->bkrls", w, coeffs, coeffs, torch.eye(K, dtype=x.dtype, device=x.device))
+        spread = blocks.reshape(len(x), K * r, K * r) - weighted[:, :, None] * weighted[:, None, :]
         phi = a**2 / (2 * b2 * (a**2 + b2))
-        return (a / (a**2 + b2))[..., None] * (projector + 2 * phi[..., None] * spread)
+        middle = torch.diag_embed(w.repeat_interleave(r, dim=1)) + 2 * phi[..., None] * spread
+        U = stacked.transpose(0, 1).reshape(d, K * r)
+        return (a / (a**2 + b2))[..., None] * ((U @ middle) @ U.T)
 
     def posterior_weights(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
         r"""Posterior component probabilities :math:`w_k(x) = P(k \mid x_t = x)`, shape ``(B, K)``."""

@@ -38,24 +38,65 @@ def test_jacobian_matches_autograd_functional(make, shape, chunk):
     torch.testing.assert_close(J, _reference(f, x, t), atol=1e-10, rtol=0)
 
 
-def _slow_decay_matrix(d=40, seed=0):
-    # singular values 1, 0.9, 0.81, ... : slow geometric decay
+def _slow_decay_matrix(d=40, seed=0, decay=0.9):
+    # singular values 1, decay, decay^2, ... : slow geometric decay
     q1 = torch.linalg.qr(torch.randn(d, d, generator=gen(seed))).Q
     q2 = torch.linalg.qr(torch.randn(d, d, generator=gen(seed + 1))).Q
-    return q1 @ torch.diag(0.9 ** torch.arange(d, dtype=torch.float64)) @ q2.T
+    return q1 @ torch.diag(decay ** torch.arange(d, dtype=torch.float64)) @ q2.T
 
 
-def test_jacobian_svd_matches_a_full_svd():
-    A = _slow_decay_matrix()
+@pytest.mark.parametrize("block", [None, 8])
+def test_jacobian_svd_matches_a_full_svd(block):
+    # sigma_{i+1}/sigma_i = 0.95 everywhere: plain subspace iteration would need ~400 iterations for 1e-9
+    A = _slow_decay_matrix(d=300, decay=0.95)
     f = lambda x: x @ A.T  # noqa: E731  J = A for every item
-    x = torch.randn(2, 40, generator=gen(3))
-    U, S, V, passes, iters = jacobian_svd(f, x, None, k=4, tol=1e-7, max_iters=2000, generator=gen(4))
+    x = torch.randn(2, 300, generator=gen(3))
+    U, S, V, passes, iters = jacobian_svd(f, x, None, k=4, tol=1e-7, max_iters=2000, generator=gen(4), block=block)
     Uf, Sf, Vh = torch.linalg.svd(A)
     torch.testing.assert_close(S, Sf[:4].expand(2, 4), rtol=1e-4, atol=0)
     for b in range(2):
         assert ld.subspace_distance(V[b], Vh[:4].T) < 1e-3
         assert ld.subspace_distance(U[b], Uf[:, :4]) < 1e-3
-    assert passes == 4 + 2 * 4 * iters + 4
+    width = block or 4
+    assert iters * width < 300  # converged without filling the space
+    # graph, graph of J^T u, then per iteration one J Q_i and (but the last) one J^T (J Q_i), `width` copies each
+    assert passes == 2 * width + width * (2 * iters - 1)
+
+
+class _Cube(torch.autograd.Function):
+    """z ** 3 without a double-backward formula (as some fused kernels): JVPs must fall back to forward mode."""
+
+    @staticmethod
+    def forward(z):
+        return z**3
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.z = inputs[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return 3 * z**2 * g
+
+    @staticmethod
+    def jvp(ctx, dz):
+        return 3 * ctx.z**2 * dz
+
+
+def test_jacobian_svd_restarts_and_falls_back_to_forward_mode():
+    A = _slow_decay_matrix(d=60, decay=0.97)
+    f = lambda x: _Cube.apply(x) @ A.T  # noqa: E731
+    x = 1 + torch.rand(1, 60, generator=gen(3), dtype=torch.float64)
+    with pytest.raises(RuntimeError):  # message varies: "not used in the graph" or the once_differentiable error
+        jacobian_svd.__globals__["BatchedJacobian"](f, x, None, 1)._jvp_double_backward(torch.ones(1, 60, 1))
+    # block 1: the space restarts at 20 columns, long before it converged
+    U, S, V, _, iters = jacobian_svd(f, x, None, k=1, tol=1e-9, max_iters=500, generator=gen(4))
+    assert iters > 20
+    Sf = torch.linalg.svdvals(jacobian(f, x))
+    torch.testing.assert_close(S[:, 0], Sf[:, 0], rtol=1e-6, atol=0)
 
 
 def test_subspace_sin_ignores_signs_and_rotations():
@@ -177,6 +218,58 @@ def test_top_k_ranks_equal_exact_ranks_when_the_rank_is_small():
     assert exact.tolist() == [5] * 4 and fast.tolist() == [5] * 4
     # a rank above k is reported as k + 1
     assert point_ranks(f, x, 0.5, k=3, generator=gen(3)).tolist() == [4] * 4
+
+
+def _with_spectrum(s, seed=0):
+    d = len(s)
+    q1 = torch.linalg.qr(torch.randn(d, d, generator=gen(seed), dtype=torch.float64)).Q
+    q2 = torch.linalg.qr(torch.randn(d, d, generator=gen(seed + 1), dtype=torch.float64)).Q
+    return q1 @ torch.diag(s) @ q2.T
+
+
+def _recorded_ranks(monkeypatch, A, items, **kwargs):
+    """point_ranks of J = A at ``items`` points, and the network passes its operator made."""
+    import sys
+
+    from lowdim.jacobian import point_ranks
+
+    module = sys.modules["lowdim.jacobian"]
+    made = []
+
+    class Recorded(module.BatchedJacobian):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(module, "BatchedJacobian", Recorded)
+    ranks = point_ranks(lambda z, t: z @ A.T, torch.zeros(items, A.shape[1], dtype=A.dtype), 0.5, **kwargs)
+    (op,) = made
+    return ranks, op.passes
+
+
+@pytest.mark.parametrize("decay, exact_rank, share", [(0.85, 13, 0.5), (0.963, 52, 1.0)])
+def test_top_k_ranks_stop_once_the_rank_settles(monkeypatch, decay, exact_rank, share):
+    # geometric spectra: energy ranks 13 and 52 of d = 400 with k = 64; every draw of the route finds them to +-1.
+    # Rank 13 stops with at most half the passes of a space of 1.5 k = 96 columns; the slow decay may take them all
+    d, k = 400, 64
+    A = _with_spectrum(decay ** torch.arange(d, dtype=torch.float64))
+    assert int(effective_rank(torch.linalg.svdvals(A))) == exact_rank
+    ranks, passes = _recorded_ranks(monkeypatch, A, 6, k=k, generator=gen(5))
+    assert (ranks - exact_rank).abs().max() <= 1
+    # graph + transposed graph + 16 probes + start (8 each), then 8 per product with J or J^T; 12 iterations at most
+    full = 8 + 8 + 16 + 8 + 8 * (2 * 12 - 1)
+    assert passes <= share * full
+
+
+def test_top_k_ranks_flag_a_flat_spectrum_once_the_space_holds_k_columns(monkeypatch):
+    # a slowly decaying spectrum with energy rank 383 of 400: "more than k" after k = 32 columns (4 blocks of 8),
+    # plus one iteration to see the top-k energy stall, not after 1.5 k = 48
+    d, k = 400, 32
+    A = _with_spectrum(torch.linspace(1.0, 0.5, d, dtype=torch.float64))
+    assert int(effective_rank(torch.linalg.svdvals(A))) > 300
+    ranks, passes = _recorded_ranks(monkeypatch, A, 4, k=k, generator=gen(6))
+    assert ranks.tolist() == [k + 1] * 4
+    assert passes <= 8 + 8 + 16 + 8 + 8 * (2 * 5 - 1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
