@@ -190,8 +190,9 @@ def frobenius_sq(
     generator: torch.Generator | None = None, deflate: Tensor | None = None,
 ) -> Tensor:  # fmt: skip
     r"""Unbiased estimate ``(B,)`` of :math:`\|J\|_F^2 = \mathbb E_z\|Jz\|^2`, :math:`z\sim\mathcal N(0, I_d)`
-    (Hutchinson), from ``probes`` Jacobian–vector products per item in one forward-mode pass (dual tensors). Its relative standard
-    deviation is at most :math:`\sqrt{2/\text{probes}}`, less when the spectrum is spread over many directions.
+    (Hutchinson), from ``probes`` Jacobian–vector products per item in one forward-mode pass (dual tensors). Its
+    relative standard deviation is at most :math:`\sqrt{2/\text{probes}}`, less when the spectrum is spread over many
+    directions.
 
     ``deflate`` ``(B, d, k)`` with orthonormal columns :math:`V` (e.g. the top right singular vectors from
     :func:`jacobian_svd`): estimate only the rest, :math:`\|J(I - VV^\top)\|_F^2`, from probes projected off
@@ -203,21 +204,10 @@ def frobenius_sq(
     if deflate is not None and deflate.shape[:2] != (B, d):
         raise ValueError(f"deflate must have shape ({B}, {d}, k), got {tuple(deflate.shape)}")
     op = BatchedJacobian(f, x, t, probes, forward_mode=True)  # one pass, no graph to build
-    return _probed_energy(op, probes, deflate, generator)
-
-
-def _probed_energy(
-    op: BatchedJacobian, probes: int, deflate: Tensor | None, generator: torch.Generator | None
-) -> Tensor:
-    """:func:`frobenius_sq` on an operator that may already hold its graphs, ``op.k`` probes per pass."""
-    B, d = op.batch, math.prod(op.shape)
-    total = torch.zeros(B, dtype=op.dtype, device=op.device)
-    for start in range(0, probes, op.k):
-        Z = randn((B, d, min(op.k, probes - start)), generator, op.dtype, op.device)
-        if deflate is not None:
-            Z = Z - deflate @ (deflate.transpose(-1, -2) @ Z)
-        total += (op.jvp(Z) ** 2).sum((1, 2))
-    return total / probes
+    Z = randn((B, d, probes), generator, x.dtype, x.device)
+    if deflate is not None:
+        Z = Z - deflate @ (deflate.transpose(-1, -2) @ Z)
+    return (op.jvp(Z) ** 2).sum((1, 2)) / probes
 
 
 class JacobianSVD(NamedTuple):
