@@ -225,8 +225,9 @@ def _orthonormal(Z: Tensor) -> Tensor:
 
 
 def _orthonormal_against(Z: Tensor, Q: Tensor) -> Tensor:
-    """Orthonormal basis of the part of ``Z`` orthogonal to ``Q``'s columns (projected twice: one classical
-    Gram–Schmidt pass loses orthogonality in float32 when ``Z`` lies mostly inside ``span(Q)``)."""
+    """Orthonormal basis of the part of ``Z`` orthogonal to ``Q``'s columns: two classical Gram–Schmidt passes, a QR,
+    then one more pass and QR (one pass loses orthogonality in float32 when ``Z`` lies mostly inside ``span(Q)``,
+    and the first QR magnifies what is left)."""
     for _ in range(2):
         Z = Z - Q @ (Q.transpose(-1, -2) @ Z)
     Z = _orthonormal(Z)
