@@ -39,8 +39,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check lowdim tests scripts benchmarks
-	$(BIN)/ruff format --check lowdim tests scripts benchmarks
+	$(BIN)/ruff check lowdim tests scripts benchmarks _ext
+	$(BIN)/ruff format --check lowdim tests scripts benchmarks _ext
 
 # JupyterLab opens .md files with jupytext's notebook view by default (settings override inside .venv only).
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json

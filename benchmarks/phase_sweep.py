@@ -17,8 +17,9 @@ import time
 
 import torch
 
+from lowdim._random import spawn
 from lowdim.dae import LowRankDAE, train_dae
-from lowdim.phase import phase_transition, row_generators, sweep_data
+from lowdim.experiments.phase import phase_transition, sweep_data
 
 
 def main() -> None:
@@ -34,9 +35,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     ranks, sizes = list(range(1, args.max_rank + 1)), list(range(1, args.max_n + 1))
-    rows = [
-        sweep_data(args.d, args.K, r, sizes, args.trials, g)[0] for r, g in zip(ranks, row_generators(None, len(ranks)))
-    ]
+    rows = [sweep_data(args.d, args.K, r, sizes, args.trials, g)[0] for r, g in zip(ranks, spawn(None, len(ranks)))]
     datasets = [(r, X[b]) for r, X in zip(ranks, rows) for b in range(len(X))]
     B = len(datasets)
     restarts = 1 if args.K == 1 else 16

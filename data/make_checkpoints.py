@@ -11,14 +11,14 @@ test can check that loading it and sampling again reproduces them bit for bit.
 
 import platform
 import sys
+import time
 from pathlib import Path
 
 import torch
 from make_reproducibility import PERMUTATION_SEED, STEPS, digits_pool
 
 import lowdim as ld
-from lowdim.checkpoints import save_checkpoint
-from lowdim.reproducibility import fit_denoiser, sample_from_seed
+from lowdim.experiments.reproducibility import draw_samples
 
 MODELS = {
     "digits_mlp_n16": {"n_train": 16, "arch": "mlp", "width": 512, "depth": 3},
@@ -54,18 +54,21 @@ def training_set(name: str) -> torch.Tensor:
 
 
 def train(name: str):
-    """Train ``name`` from MODELS; returns ``(model, seconds)``."""
-    settings = dict(MODELS[name])
+    """Train ``name`` from MODELS (EMA 0.999 unless it says otherwise); returns ``(model, seconds)``."""
+    settings = {"ema_decay": 0.999, **MODELS[name]}
     settings.pop("n_train"), settings.pop("data", None)
     steps = settings.pop("steps", STEPS)
-    return fit_denoiser(training_set(name), steps=steps, seed=SEED, progress=True, **settings)
+    start = time.perf_counter()
+    model = ld.fit_denoiser(training_set(name), steps, generator=torch.Generator().manual_seed(SEED),
+                            init_generator=torch.Generator().manual_seed(SEED), progress=True, **settings)  # fmt: skip
+    return model, time.perf_counter() - start
 
 
 IMAGE_SHAPES = {"digits": (1, 8, 8), "shapes": (3, 32, 32)}
 
 
 def reference_samples(model, data: str = "digits") -> torch.Tensor:
-    return sample_from_seed(model, IMAGE_SHAPES[data], SAMPLES, SAMPLE_SEED)
+    return draw_samples(model, IMAGE_SHAPES[data], SAMPLES, torch.Generator().manual_seed(SAMPLE_SEED))
 
 
 def build(name: str, folder: Path = FOLDER) -> Path:
@@ -73,7 +76,7 @@ def build(name: str, folder: Path = FOLDER) -> Path:
     folder.mkdir(exist_ok=True)
     model, seconds = train(name)
     path = folder / f"{name}.pt"
-    save_checkpoint(
+    ld.save_checkpoint(
         path, model, data=MODELS[name].get("data", "digits"), n_train=MODELS[name]["n_train"],
         permutation_seed=PERMUTATION_SEED, shapes_seed=SHAPES_SEED, seed=SEED,
         steps=MODELS[name].get("steps", STEPS), batch_size=MODELS[name].get("batch_size", 256), train_seconds=seconds,

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 import lowdim as ld
-from lowdim.jacobian import trajectory_points
+from lowdim.experiments.jacobian_rank import trajectory_points
 
 CHECKPOINT = "checkpoints/shapes_unet_n8192.pt"
 TIMES = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]

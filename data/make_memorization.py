@@ -10,17 +10,17 @@ from pathlib import Path
 
 import torch
 
-from lowdim.memorization import MemorizationSweep, memorization_sweep
+from lowdim.experiments.memorization import MemorizationSweep, memorization_sweep
 
-SETTINGS = dict(d=48, K=2, ranks=[1, 2, 4], sizes=[2, 4, 8, 16, 32, 64, 128], steps=16000, n_samples=200)
+SETTINGS = dict(d=48, K=2, ranks=[1, 2, 4], sample_sizes=[2, 4, 8, 16, 32, 64, 128], steps=16000, n_samples=200)
 SEED = 0
 PATH = Path(__file__).with_name("memorization_k2.npz")
 
 
-def compute(ranks: list[int] | None = None, sizes: list[int] | None = None) -> MemorizationSweep:
-    settings = dict(SETTINGS, ranks=ranks or SETTINGS["ranks"], sizes=sizes or SETTINGS["sizes"])
+def compute(ranks: list[int] | None = None, sample_sizes: list[int] | None = None) -> MemorizationSweep:
+    settings = dict(SETTINGS, ranks=ranks or SETTINGS["ranks"], sample_sizes=sample_sizes or SETTINGS["sample_sizes"])
     generator = torch.Generator().manual_seed(SEED)
-    return memorization_sweep(**settings, n_pool=max(SETTINGS["sizes"]), generator=generator, progress=True)
+    return memorization_sweep(**settings, n_pool=max(SETTINGS["sample_sizes"]), generator=generator, progress=True)
 
 
 if __name__ == "__main__":

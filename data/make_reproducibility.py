@@ -2,7 +2,7 @@
 
     .venv/bin/python data/make_reproducibility.py      # 28 networks; about 25 minutes on 2 cores
 
-Writes data/reproducibility_digits.npz. Every network is trained by lowdim.reproducibility.fit_denoiser with
+Writes data/reproducibility_digits.npz. Every network is trained by lowdim.fit_denoiser from
 its own seed, so tests/test_data_cache.py retrains one cell and compares its scores with the file.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 import lowdim as ld
-from lowdim.reproducibility import ReproducibilitySweep, reproducibility_sweep
+from lowdim.experiments.reproducibility import ReproducibilitySweep, reproducibility_sweep
 from lowdim.similarity import RandomFourierEmbedding
 
 CAPACITIES = {
@@ -35,10 +35,10 @@ def embedding() -> RandomFourierEmbedding:
     return RandomFourierEmbedding(64, rms=COPY_RMS)
 
 
-def compute(capacities: list[str] | None = None, sizes: list[int] | None = None) -> ReproducibilitySweep:
+def compute(capacities: list[str] | None = None, sample_sizes: list[int] | None = None) -> ReproducibilitySweep:
     chosen = {name: CAPACITIES[name] for name in capacities or CAPACITIES}
     return reproducibility_sweep(
-        digits_pool(), sizes or SIZES, chosen, steps=STEPS, n_eval=N_EVAL, embed=embedding(), progress=True
+        digits_pool(), sample_sizes or SIZES, chosen, steps=STEPS, n_eval=N_EVAL, embed=embedding(), progress=True
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 import lowdim as ld
-from lowdim.pfd import TeacherStudent, teacher_student, training_curve
+from lowdim.experiments.students import TeacherStudent, teacher_student, training_curve
 
 TEACHER = dict(d=32, K=2, r=4)
 SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
@@ -29,10 +29,10 @@ def teacher() -> ld.MoLRG:
     return ld.random_molrg(**TEACHER, generator=torch.Generator().manual_seed(SEED), dtype=torch.float32)
 
 
-def compute(widths: list[int] | None = None, sizes: list[int] | None = None) -> TeacherStudent:
+def compute(widths: list[int] | None = None, sample_sizes: list[int] | None = None) -> TeacherStudent:
     """The sweep for a subset of ``widths`` and ``sizes``; the pool always holds max(SIZES) samples."""
     return teacher_student(
-        teacher(), sizes or SIZES, widths or WIDTHS, generator=torch.Generator().manual_seed(SEED + 1),
+        teacher(), sample_sizes or SIZES, widths or WIDTHS, generator=torch.Generator().manual_seed(SEED + 1),
         progress=True, pool_size=max(SIZES), **SETTINGS,
     )  # fmt: skip
 
@@ -43,7 +43,8 @@ def compute_curves(sizes: list[int] | None = None, steps: int | None = None) -> 
     out = {}
     for n in sizes or CURVES["sizes"]:
         curve = training_curve(teacher(), pool[:n], width=CURVES["width"], steps=steps or CURVES["steps"],
-                               every=CURVES["every"], n_eval=SETTINGS["n_eval"], seed=n, progress=True)  # fmt: skip
+                               every=CURVES["every"], n_eval=SETTINGS["n_eval"], progress=True,
+                               generator=torch.Generator().manual_seed(n), eval_generator=torch.Generator().manual_seed(0))  # fmt: skip
         out.update({f"{key}_{n}": value for key, value in curve.items()})
     return out
 

@@ -1,34 +1,45 @@
-"""lowdim: the computations behind the lecture notes on low-dimensional structure in diffusion models."""
+"""lowdim: the computations behind the lecture notes on low-dimensional structure in diffusion models.
 
-from .checkpoints import ema_model, load_checkpoint, save_checkpoint
+Layers, from the bottom: the numerical core (the modules imported here: schedules, forward process, samplers,
+Tweedie, closed-form denoisers and MoLRG, subspaces, networks, training, checkpoints, data, similarity scores and the
+Jacobian kernel); :mod:`lowdim.experiments`, the studies behind the cached results (its most used names are
+re-exported here); and the figure layer, :mod:`lowdim.plotting` and :mod:`lowdim.widgets`, which ``import lowdim``
+does not load. ``pyproject.toml``'s import contracts (checked by the tests) keep it so.
+"""
+
+from .checkpoints import load_checkpoint, save_checkpoint
 from .covering import expected_nn_distance, nn_distance
 from .dae import LowRankDAE, train_dae
-from .data import data_path, digits, render_shapes, shapes
+from .data import digits, render_shapes, shapes
 from .denoisers import (
+    ClosedFormDenoiser,
     EmpiricalDenoiser,
     GaussianDenoiser,
     GaussianMixtureDenoiser,
     PosteriorMeanDenoiser,
+    ScheduledDenoiser,
     denoiser_agreement,
     denoising_mse,
 )
+from .experiments import PhaseTransition, data_path, phase_transition, rank_ratio  # the studies' most used names
 from .intrinsic import mle_dimension, pca_dimension, pca_spectrum
-from .jacobian import effective_rank, jacobian, jacobian_svd, linearity, rank_ratio
-from .models import MLPDenoiser, UNetDenoiser
-from .molrg import MoLRG, fit_molrg, random_molrg
+from .jacobian import ClosedFormJacobian, effective_rank, jacobian, jacobian_svd, linearity
+from .models import MLPDenoiser, UNetDenoiser, build_denoiser
+from .molrg import MoLRG, fit_molrg_denoiser, random_molrg
 from .pfd import pf_distance
-from .phase import PhaseTransition, phase_transition
 from .samplers import sample, sample_prior, time_grid
 from .schedules import VE, VP, Schedule
 from .sde import perturb, simulate_forward_sde
 from .similarity import RandomFourierEmbedding, gl_score, rp_score
 from .subspaces import k_subspaces, pca, subspace_distance, subspace_recovery_error
-from .train import dsm_loss, train_denoiser
+from .train import dsm_loss, ema_model, fit_denoiser, optimize, train_denoiser
 from .tweedie import denoiser_from_score, score_from_denoiser
 
 __all__ = [
     "VE",
     "VP",
+    "ClosedFormDenoiser",
+    "ClosedFormJacobian",
     "EmpiricalDenoiser",
     "LowRankDAE",
     "PhaseTransition",
@@ -39,7 +50,9 @@ __all__ = [
     "PosteriorMeanDenoiser",
     "RandomFourierEmbedding",
     "Schedule",
+    "ScheduledDenoiser",
     "UNetDenoiser",
+    "build_denoiser",
     "data_path",
     "denoiser_agreement",
     "denoiser_from_score",
@@ -49,7 +62,8 @@ __all__ = [
     "effective_rank",
     "ema_model",
     "expected_nn_distance",
-    "fit_molrg",
+    "fit_denoiser",
+    "fit_molrg_denoiser",
     "gl_score",
     "jacobian",
     "jacobian_svd",
@@ -58,6 +72,7 @@ __all__ = [
     "load_checkpoint",
     "mle_dimension",
     "nn_distance",
+    "optimize",
     "pca",
     "pca_dimension",
     "pca_spectrum",

@@ -11,29 +11,32 @@ import torch
 Tensor = torch.Tensor
 
 
-def check_tensor(x: Any, name: str, *, min_dim: int = 1) -> Tensor:
-    """Return ``x`` if it is a finite floating tensor with at least ``min_dim`` dimensions."""
+def check_tensor(x: Any, name: str, *, min_dim: int = 1, finite: bool = True) -> Tensor:
+    """Return ``x`` if it is a floating tensor with at least ``min_dim`` dimensions, and finite unless ``finite`` is
+    false (the check reads the values: a host sync on a GPU)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.dim() < min_dim:
         raise ValueError(f"{name} must have at least {min_dim} dimension(s), got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
     return x
 
 
-def check_batch(x: Any, name: str = "x", dim: int | None = None) -> Tensor:
-    """A batch ``(B, *shape)``; when ``dim`` is given, ``prod(shape)`` must equal it."""
-    x = check_tensor(x, name, min_dim=2)
+def check_batch(x: Any, name: str = "x", dim: int | None = None, finite: bool = True) -> Tensor:
+    """A batch ``(B, *shape)``; when ``dim`` is given, ``prod(shape)`` must equal it (``finite`` as in
+    :func:`check_tensor`)."""
+    x = check_tensor(x, name, min_dim=2, finite=finite)
     if dim is not None and math.prod(x.shape[1:]) != dim:
         raise ValueError(f"{name} must have shape (B, ...) with {dim} features per item, got shape {tuple(x.shape)}")
     return x
 
 
-def check_time(t: Any, x: Tensor, name: str = "t") -> Tensor:
-    """Time as a ``(B,)`` tensor with ``x``'s dtype and device; ``t`` is a float or a ``(B,)``/``()`` tensor in [0, 1]."""
+def check_time(t: Any, x: Tensor, name: str = "t", values: bool = True) -> Tensor:
+    """Time as a ``(B,)`` tensor with ``x``'s dtype and device; ``t`` is a float or a ``(B,)``/``()`` tensor in [0, 1]
+    (the range is checked only when ``values``: reading a tensor's values is a host sync on a GPU)."""
     if isinstance(t, bool) or not isinstance(t, (int, float, torch.Tensor)):
         raise TypeError(f"{name} must be a float or a tensor, got {type(t).__name__}")
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
@@ -41,7 +44,7 @@ def check_time(t: Any, x: Tensor, name: str = "t") -> Tensor:
         t = t.expand(x.shape[0])
     elif t.shape != (x.shape[0],):
         raise ValueError(f"{name} must be a scalar or have shape ({x.shape[0]},), got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or bool((t > 1).any()):
+    if values and (not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or bool((t > 1).any())):
         raise ValueError(f"{name} must lie in [0, 1], got values in [{t.min().item():g}, {t.max().item():g}]")
     return t
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from .models import MLPDenoiser, PreconditionedDenoiser, UNetDenoiser
 from .schedules import VE, VP, Schedule
@@ -18,17 +17,6 @@ from .schedules import VE, VP, Schedule
 FORMAT = 1
 MODELS = {"MLPDenoiser": MLPDenoiser, "UNetDenoiser": UNetDenoiser}
 SCHEDULES = {"VP": VP, "VE": VE}
-
-
-def ema_model(model: nn.Module, decay: float = 0.999) -> torch.optim.swa_utils.AveragedModel:
-    r"""An exponential moving average of ``model``'s weights, :math:`\bar\theta \leftarrow \text{decay}\,\bar\theta + (1-\text{decay})\,\theta`.
-
-    Pass it to :func:`~lowdim.train.train_denoiser` as ``ema=``; the averaged network is ``.module``.
-    """
-    if not 0 < decay < 1:
-        raise ValueError(f"decay must lie in (0, 1), got {decay}")
-    avg = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
-    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
 
 
 def rebuild_schedule(config: dict) -> Schedule:
@@ -55,7 +43,7 @@ def _check_plain(value, name: str) -> None:
 
 def save_checkpoint(path: str | Path, model: PreconditionedDenoiser, **meta) -> None:
     """Write ``model`` (an :class:`~lowdim.models.MLPDenoiser` or :class:`~lowdim.models.UNetDenoiser`, or the
-    ``.module`` of an :func:`ema_model`) with its config and ``meta`` (numbers, strings, lists, tensors)."""
+    ``.module`` of an :func:`~lowdim.train.ema_model`) with its config and ``meta`` (numbers, strings, lists, tensors)."""
     name = type(model).__name__
     if name not in MODELS:
         raise TypeError(f"model must be one of {tuple(MODELS)}, got {name}")

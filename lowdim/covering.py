@@ -43,7 +43,7 @@ def expected_nn_distance(n: int, d: int) -> float:
     return 0.5 * math.exp(math.lgamma(1 + 1 / d) + math.lgamma(n + 1) - math.lgamma(n + 1 + 1 / d))
 
 
-def nn_distance(queries: Tensor, data: Tensor, norm: str = "l2", torus: bool = False, chunk: int = 1024) -> Tensor:
+def nn_distance(queries: Tensor, data: Tensor, norm: str = "l2", torus: bool = False, chunk_size: int = 1024) -> Tensor:
     """Distance ``(M,)`` from each of ``queries`` ``(M, d)`` to its nearest point of ``data`` ``(N, d)``.
 
     ``norm``: ``"l2"`` or ``"linf"``; ``torus=True`` measures coordinates modulo 1 (no boundary effects).
@@ -57,11 +57,14 @@ def nn_distance(queries: Tensor, data: Tensor, norm: str = "l2", torus: bool = F
             f"data must have shape (..., N, {queries.shape[-1]}) matching queries {tuple(queries.shape)}, "
             f"got {tuple(data.shape)}"
         )
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    p = math.inf if norm == "linf" else 2.0
     out = []
-    for q in queries.split(chunk, dim=-2):
-        diff = (q.unsqueeze(-2) - data.unsqueeze(-3)).abs()  # (..., m, N, d)
-        if torus:
-            diff = torch.minimum(diff, 1 - diff)
-        dist = diff.amax(-1) if norm == "linf" else diff.pow(2).sum(-1).sqrt()
+    for q in queries.split(chunk_size, dim=-2):
+        if torus:  # distance per coordinate modulo 1: min(|u - v|, 1 - |u - v|), then the norm
+            diff = (q.unsqueeze(-2) - data.unsqueeze(-3)).abs()  # (..., m, N, d)
+            dist = torch.linalg.vector_norm(torch.minimum(diff, 1 - diff), ord=p, dim=-1)
+        else:
+            dist = torch.cdist(q, data, p=p, compute_mode="donot_use_mm_for_euclid_dist")
         out.append(dist.amin(-1))
     return torch.cat(out, dim=-1)

@@ -21,12 +21,12 @@ import math
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ._checks import check_generator, check_positive, check_positive_int, check_tensor, check_time
+from ._checks import check_generator, check_positive_int, check_tensor, check_time
 from ._random import rand, randn
 from .schedules import VP, Schedule
 from .subspaces import orthonormal_columns
+from .train import optimize
 from .tweedie import safe_beta2
 
 Tensor = torch.Tensor
@@ -55,7 +55,7 @@ class LowRankDAE(nn.Module):
         self.n_models = None if n_models is None else check_positive_int(n_models, "n_models")
         self.schedule = schedule or VP()
         shape = (K, d, r) if n_models is None else (n_models, K, d, r)
-        G = torch.randn(shape, generator=check_generator(generator), dtype=dtype or torch.get_default_dtype())
+        G = randn(shape, check_generator(generator), dtype or torch.get_default_dtype(), "cpu")
         self.U = nn.Parameter(orthonormal_columns(G))
 
     @property
@@ -70,7 +70,7 @@ class LowRankDAE(nn.Module):
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
         stacked = self.n_models is not None
-        x = check_tensor(x, "x", min_dim=3 if stacked else 2)
+        x = check_tensor(x, "x", min_dim=3 if stacked else 2, finite=False)  # values: checked at the entry points
         expected = (self.n_models, x.shape[1], self.d) if stacked else (x.shape[0], self.d)
         if tuple(x.shape) != expected:
             raise ValueError(
@@ -81,7 +81,7 @@ class LowRankDAE(nn.Module):
         if isinstance(t, torch.Tensor) and t.dim() == 2:  # per-model, per-sample times (n_models, B)
             t = t.to(x)
         else:
-            t = check_time(t, xs[0]).expand(xs.shape[0], -1)
+            t = check_time(t, xs[0], values=not isinstance(t, torch.Tensor)).expand(xs.shape[0], -1)
         alpha = self.schedule.alpha(t)[..., None]
         beta2 = safe_beta2(self.schedule.beta(t))[..., None]
         coeffs = torch.einsum("mbd,mkdr->mbkr", xs, U)  # U_k^T x
@@ -121,7 +121,7 @@ def dae_loss(
     :math:`\beta_t\varepsilon_\perp g^\top`, with :math:`g` a function of :math:`\varepsilon_\parallel` alone; it is
     independent of :math:`\varepsilon_\parallel` with mean zero, so dropping it (Rao–Blackwellization) keeps loss and
     gradient unbiased and removes pure noise from the gradient. Every quantity is then computed in the
-    :math:`Kr`-dimensional coordinates of :math:`Q` (see :func:`projected_loss`), not in :math:`\mathbb R^d`.
+    :math:`Kr`-dimensional coordinates of :math:`Q` (see ``projected_loss``), not in :math:`\mathbb R^d`.
     """
     stacked = model.n_models is not None
     xs = check_tensor(x0, "x0", min_dim=3 if stacked else 2)
@@ -200,21 +200,14 @@ def train_dae(
     progress: bool = True,
     sigma_range: tuple[float, float] = SIGMA_RANGE,
 ) -> list[float]:
-    """Adam on :func:`dae_loss` with all points of every data set in each step; returns the loss per step."""
+    """Minimize :func:`dae_loss` with all points of every data set in each step (the training loop
+    :func:`~lowdim.train.optimize`: Adam with cosine decay to zero, since the Monte-Carlo gradient noise would
+    otherwise leave an error floor of order ``lr``; the bases are retracted after every step); returns the loss per
+    step."""
     check_tensor(data, "data", min_dim=2)
-    steps = check_positive_int(steps, "steps")
-    check_positive(lr, "lr")
     generator = check_generator(generator)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    # Cosine decay to zero: the Monte-Carlo gradient noise would otherwise leave an error floor of order lr.
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    losses = []
-    for _ in tqdm(range(steps), desc="training DAE", disable=not progress):
-        loss = dae_loss(model, data, generator=generator, draws=draws, sigma_range=sigma_range)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        schedule.step()
-        model.constrain_()
-        losses.append(loss.item())
-    return losses
+
+    def loss() -> Tensor:
+        return dae_loss(model, data, generator=generator, draws=draws, sigma_range=sigma_range)
+
+    return optimize(model, loss, steps, lr, "cosine", progress=progress, desc="training DAE")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
+
+from ._random import rand, randint, randperm, stream
 
 Tensor = torch.Tensor
 
@@ -15,7 +14,7 @@ def digits(dtype: torch.dtype | None = None, shuffle: int | None = None) -> tupl
 
     Returns ``(images, labels)`` with shapes ``(1797, 1, 8, 8)`` and ``(1797,)``, in scikit-learn's order, or
     permuted by ``torch.randperm(1797, generator=torch.Generator().manual_seed(shuffle))`` when ``shuffle`` is an
-    int (chapter 4 trains on the first N of ``shuffle=0`` and holds out the rest).
+    int (so a training set can be its first N images and the rest held out).
     """
     from sklearn.datasets import load_digits
 
@@ -23,7 +22,7 @@ def digits(dtype: torch.dtype | None = None, shuffle: int | None = None) -> tupl
     images = torch.as_tensor(bunch.images, dtype=dtype or torch.get_default_dtype()) / 8.0 - 1.0
     images, labels = images.unsqueeze(1), torch.as_tensor(bunch.target, dtype=torch.long)
     if shuffle is not None:
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(shuffle))
+        order = randperm(len(images), stream(shuffle))
         images, labels = images[order], labels[order]
     return images, labels
 
@@ -61,9 +60,9 @@ def shapes(
     dtype = dtype or torch.get_default_dtype()
 
     def uniform(low: float, high: float, *shape: int) -> Tensor:
-        return low + (high - low) * torch.rand(n, *shape, generator=generator, dtype=dtype)
+        return low + (high - low) * rand((n, *shape), generator, dtype, "cpu")
 
-    kind = torch.randint(0, len(SHAPE_KINDS), (n,), generator=generator)
+    kind = randint(len(SHAPE_KINDS), (n,), generator)
     radius = uniform(0.15 * size, 0.3 * size)
     center = radius[:, None] + 1 + uniform(0, 1, 2) * (size - 2 - 2 * radius[:, None])
     colour = uniform(-0.6, 1.0, 3)
@@ -88,22 +87,3 @@ def render_shapes(kind: Tensor, center: Tensor, radius: Tensor, colour: Tensor, 
     edge = torch.where(kind[:, None, None] == 0, disc, square) - radius[:, None, None]
     cover = (0.5 - edge).clamp(0, 1)  # (n, size, size)
     return -1 + cover[:, None] * (colour[:, :, None, None] + 1)
-
-
-def data_path(name: str) -> Path:
-    """Path of a cached artifact in the repository's ``data/`` folder (or in ``$LOWDIM_DATA`` when set).
-
-    Raises ``FileNotFoundError`` naming the script that regenerates it when the file is missing.
-    """
-    root = Path(os.environ.get("LOWDIM_DATA", Path(__file__).resolve().parents[1] / "data"))
-    path = root / name
-    if not path.exists():
-        parts = Path(name).stem.split("_")  # phase_k1_dae.npz <- make_phase_k1_dae.py, make_phase_k1.py, make_phase.py
-        scripts = [root / f"make_{'_'.join(parts[:n])}.py" for n in range(len(parts), 0, -1)]
-        scripts += [
-            root / f"make_{folder}.py" for folder in Path(name).parent.parts
-        ]  # checkpoints/x.pt <- make_checkpoints.py
-        script = next((s for s in scripts if s.exists()), None)
-        hint = f"; regenerate it with `python {script}`" if script else ""
-        raise FileNotFoundError(f"name: no cached file {path}{hint}")
-    return path

@@ -5,7 +5,8 @@ r"""Closed-form denoisers :math:`D(x, t) = \mathbb E[x_0 \mid x_t = x]` for data
 - :class:`GaussianMixtureDenoiser`: the optimum for a mixture of Gaussians with arbitrary (possibly low-rank)
   covariances — MoLRG with per-direction variances and means; :class:`~lowdim.molrg.MoLRG` is a special case.
 
-Both are called as ``den(x, t, schedule)`` and turned into a ``D(x, t)`` callable by ``den.denoiser(schedule)``.
+Each is a data law with its posterior mean ``den.posterior_mean(x, t, schedule)``; ``den.denoiser(schedule)`` is
+the denoiser ``D(x, t)`` the samplers and the Jacobian kernel take (a :class:`ScheduledDenoiser`).
 :func:`denoising_mse` and :func:`denoiser_agreement` measure a denoiser against clean data and against another
 denoiser across noise levels.
 """
@@ -58,22 +59,39 @@ class PosteriorMeanDenoiser:
         flat, alpha, beta2 = self._flat_inputs(x, t, schedule)
         return self._posterior_mean(flat, alpha, beta2).reshape(x.shape)
 
-    __call__ = posterior_mean
-
     def score(self, x: Tensor, t: float | Tensor, schedule: Schedule) -> Tensor:
         r"""Score :math:`\nabla\log p_t(x) = (\alpha_t \mathbb E[x_0\mid x_t = x] - x)/\beta_t^2` (Tweedie)."""
         flat, alpha, beta2 = self._flat_inputs(x, t, schedule)
         return ((alpha * self._posterior_mean(flat, alpha, beta2) - flat) / beta2).reshape(x.shape)
 
-    def denoiser(self, schedule: Schedule):
-        """The callable ``D(x, t)`` for ``schedule``, as the samplers expect."""
+    def denoiser(self, schedule: Schedule) -> ScheduledDenoiser:
+        """The denoiser ``D(x, t)`` of this law under ``schedule``: a :class:`ScheduledDenoiser`, with a closed-form
+        ``jacobian(x, t)`` when the law has one (:class:`ClosedFormDenoiser`)."""
+        kind = ClosedFormDenoiser if self.has_closed_form_jacobian() else ScheduledDenoiser
+        return kind(self, schedule)
 
-        def D(x: Tensor, t: float | Tensor) -> Tensor:
-            return self.posterior_mean(x, t, schedule)
 
-        if self.has_closed_form_jacobian():  # lowdim.jacobian uses it instead of autograd
-            D.jacobian = lambda x, t: self.posterior_mean_jacobian(x, t, schedule)
-        return D
+class ScheduledDenoiser:
+    r"""The denoiser :math:`D(x, t) = \mathbb E[x_0 \mid x_t = x]` of a data law ``law`` under ``schedule``:
+    ``D(x, t)`` for ``x`` ``(B, *shape)`` and ``t`` a float or ``(B,)``."""
+
+    def __init__(self, law: PosteriorMeanDenoiser, schedule: Schedule) -> None:
+        self.law, self.schedule = law, schedule
+
+    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
+        return self.law.posterior_mean(x, t, self.schedule)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.law).__name__}, {type(self.schedule).__name__})"
+
+
+class ClosedFormDenoiser(ScheduledDenoiser):
+    """A :class:`ScheduledDenoiser` whose Jacobian is known in closed form: it follows
+    :class:`~lowdim.jacobian.ClosedFormJacobian`, so the Jacobian kernel asks it instead of differentiating."""
+
+    def jacobian(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """The Jacobian ``(B, d, d)`` (:meth:`PosteriorMeanDenoiser.posterior_mean_jacobian`)."""
+        return self.law.posterior_mean_jacobian(x, t, self.schedule)
 
 
 class EmpiricalDenoiser(PosteriorMeanDenoiser):
@@ -257,7 +275,7 @@ def denoising_mse(
     out = []
     for t in times.reshape(-1):
         a, b = schedule.alpha(t), schedule.beta(t)
-        err = denoiser(a * x0 + b * eps, float(t), schedule) - x0
+        err = denoiser.posterior_mean(a * x0 + b * eps, float(t), schedule) - x0
         out.append(err.reshape(len(x0), -1).pow(2).sum(1).mean())
     return torch.stack(out)
 

@@ -12,13 +12,14 @@ Routes (device- and dtype-agnostic):
 - :func:`jacobian_svd`: block Krylov iteration on :math:`J^\top J` with Rayleigh–Ritz. Each iteration pushes a
   whole block of directions through the network at once, as reverse passes through graphs built once on copies of
   ``x`` (:class:`BatchedJacobian`).
-- :func:`point_ranks` / :func:`rank_ratio`: the rank by energy (:func:`effective_rank`) exactly from full Jacobians,
-  or from a growing Krylov space that stops once each rank is decided, plus a deflated Hutchinson estimate of the
-  energy outside it, at points along PF-ODE trajectories (:func:`trajectory_points`) or forward marginals.
+- :func:`point_ranks`: the rank by energy (:func:`effective_rank`) exactly from full Jacobians, or from a growing
+  Krylov space that stops once each rank is decided, plus a deflated Hutchinson estimate of the energy outside it
+  (:func:`lowdim.rank_ratio` runs it along PF-ODE trajectories or forward marginals).
 - :func:`linearity`: how far a denoiser is from its first-order Taylor expansion along a direction.
 
-Denoisers with a closed-form Jacobian (a ``jacobian(x, t)`` attribute, as the MoLRG, Gaussian and empirical
-denoisers' ``.denoiser(schedule)`` callables have) are asked for it instead of autograd.
+A denoiser that knows its Jacobian in closed form says so by following the :class:`ClosedFormJacobian` protocol
+(a ``jacobian(x, t)`` method, as the ``.denoiser(schedule)`` of the MoLRG, Gaussian and empirical laws has); the
+kernel then asks it instead of differentiating. The kernel knows no model class.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 import torch.autograd.forward_ad as fwAD
-from tqdm.auto import tqdm
 
 with warnings.catch_warnings():
     # On first use, forward-mode AD registers decompositions through torch.jit.script, which torch 2.13 deprecates
@@ -40,11 +40,24 @@ with warnings.catch_warnings():
 
 from ._checks import check_batch, check_callable, check_positive, check_positive_int, check_tensor
 from ._random import randn
-from .samplers import sample, sample_prior, time_grid
-from .schedules import Schedule
-from .sde import perturb
 
 Tensor = torch.Tensor
+
+
+@runtime_checkable
+class ClosedFormJacobian(Protocol):
+    """A denoiser ``D(x, t)`` that also returns its per-item Jacobian :math:`\\partial D(x, t)/\\partial x` in closed
+    form, ``(B, d, d)`` for ``x`` ``(B, *shape)``. :func:`jacobian`, :func:`jacobian_svd` and :func:`point_ranks` use
+    it instead of autograd whenever a time ``t`` is given."""
+
+    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor: ...
+
+    def jacobian(self, x: Tensor, t: float | Tensor) -> Tensor: ...
+
+
+def _closed_form(f: Callable, t: float | Tensor | None) -> Callable[[Tensor, float | Tensor], Tensor] | None:
+    """``f.jacobian`` when ``f`` follows :class:`ClosedFormJacobian` and a time is given, else ``None``."""
+    return f.jacobian if t is not None and isinstance(f, ClosedFormJacobian) else None
 
 
 def _bind_time(f: Callable, t: float | Tensor | None, copies: int = 1) -> Callable[[Tensor], Tensor]:
@@ -67,13 +80,12 @@ def jacobian(
     ``i + chunk_size - 1`` of every item's Jacobian. So every pass is one batched kernel per layer, on any device
     (``is_grads_batched`` instead runs through vmap, which PyTorch loops over rows for the backward of convolution
     and group norm). The default ``chunk_size`` gives each pass about :math:`2^{17}` input numbers (42 copies of one
-    3 x 32 x 32 image). A denoiser that knows its Jacobian in closed form (a ``jacobian(x, t)`` attribute) is asked
-    for it instead.
+    3 x 32 x 32 image). A :class:`ClosedFormJacobian` denoiser is asked for its Jacobian instead.
     """
     check_callable(f, "f")
     x = check_batch(x, "x")
-    closed_form = getattr(f, "jacobian", None)
-    if callable(closed_form) and t is not None:
+    closed_form = _closed_form(f, t)
+    if closed_form is not None:
         return closed_form(x, t)
     B, d = x.shape[0], math.prod(x.shape[1:])
     if chunk_size is None:
@@ -318,8 +330,8 @@ def jacobian_svd(
     the subspace do not count), or when the space fills :math:`\mathbb R^d`. Convergence is much faster than plain
     subspace iteration's :math:`(\sigma_{k+1}/\sigma_k)^{2i}`: it depends on the square root of the gap, and the
     returned subspace is usually far closer to the true one than the last step ``tol``. Past ``20 · block`` columns
-    the space restarts from its leading Ritz vectors. A denoiser with a closed-form Jacobian (a ``jacobian(x, t)``
-    attribute) runs the same iteration on that matrix, with no network passes.
+    the space restarts from its leading Ritz vectors. A :class:`ClosedFormJacobian` denoiser runs the same iteration on
+    its matrix, with no network passes.
     """
     check_callable(f, "f")
     x = check_batch(x, "x")
@@ -333,8 +345,8 @@ def jacobian_svd(
     if block < k:
         raise ValueError(f"block must be at least k = {k}, got {block}")
     block = min(block, d)
-    closed_form = getattr(f, "jacobian", None)
-    if callable(closed_form) and t is not None:
+    closed_form = _closed_form(f, t)
+    if closed_form is not None:
         op: BatchedJacobian | _MatrixProducts = _MatrixProducts(closed_form(x, t))
     else:
         op = BatchedJacobian(f, x, t, block)
@@ -388,48 +400,6 @@ def linearity(
             ratios.append(moved.norm(dim=1) / linear.norm(dim=1))
             cosines.append(torch.nn.functional.cosine_similarity(moved, linear, dim=1))
     return torch.stack(ratios, 1), torch.stack(cosines, 1)
-
-
-def trajectory_points(
-    D: Callable[..., Tensor], x_T: Tensor, times: Tensor, schedule: Schedule, steps: int = 40
-) -> Tensor:
-    r"""States ``(T, B, *shape)`` of the Heun PF-ODE trajectories of ``D`` from the noises ``x_T`` ``(B, *shape)`` at
-    each of ``times`` ``(T,)``: the solver runs on the union of :func:`~lowdim.time_grid` ``(schedule, steps)`` and
-    ``times``, so every requested time is a grid point."""
-    x_T = check_batch(x_T, "x_T")
-    times = check_tensor(torch.as_tensor(times, dtype=torch.float64), "times")
-    if bool((times <= 0).any()) or bool((times > 1).any()):
-        raise ValueError("times must lie in (0, 1]")
-    # the sampler runs the grid in x_T's dtype: merge and match times in that precision
-    requested = times.to(x_T.dtype)
-    grid = torch.cat([time_grid(schedule, check_positive_int(steps, "steps")).to(x_T.dtype), requested])
-    grid = grid.unique(sorted=True).flip(0)
-    states = x_T.new_empty(len(times), *x_T.shape)
-    seen = torch.zeros(len(times), dtype=torch.bool)
-
-    def record(state: dict) -> None:
-        hit = (requested == state["t"].to(requested.device)).nonzero()
-        if len(hit):
-            states[hit[:, 0]] = state["x"]
-            seen[hit[:, 0]] = True
-
-    with torch.no_grad():
-        states[requested == 1] = x_T
-        seen |= (requested == 1).cpu()
-        sample(D, x_T, schedule, t_grid=grid, callback=record)
-    if not bool(seen.all()):  # pragma: no cover - a grid point always lands on every requested time
-        raise RuntimeError(f"times {times[~seen].tolist()} were not visited by the sampler")
-    return states
-
-
-class RankRatio(NamedTuple):
-    """:func:`rank_ratio` result: the rank ratio's mean and standard deviation over the points at each time, and
-    every point's rank by energy (``k + 1`` means "more than ``k``" on the top-``k`` route)."""
-
-    times: Tensor  # (T,)
-    mean: Tensor  # (T,)
-    std: Tensor  # (T,)
-    ranks: Tensor  # (T, n) long
 
 
 class _EnergyRank:
@@ -514,7 +484,7 @@ def point_ranks(
 
     ``k=None``: exactly, from the singular values of the full Jacobian (:func:`jacobian`, one item at a time when
     :math:`d` is large). ``k`` an int: without the full Jacobian, from a block Krylov space on :math:`J^\top J` (as in
-    :func:`jacobian_svd`, ``block`` directions per pass) that grows until every item is decided (:class:`_EnergyRank`:
+    :func:`jacobian_svd`, ``block`` directions per pass) that grows until every item is decided (``_EnergyRank``:
     a rank :math:`\le k` that stopped moving, or clearly more than ``k``), or until it holds :math:`1.5k` columns
     (``max_iters`` iterations if given). The total energy :math:`\|J\|_F^2` is exact inside the space and estimated
     outside it from ``probes`` probes (:func:`frobenius_sq`'s estimator, deflated). Ritz values never exceed the
@@ -523,7 +493,7 @@ def point_ranks(
     """
     x = check_batch(x, "x")
     d = math.prod(x.shape[1:])
-    if k is None or callable(getattr(D, "jacobian", None)):
+    if k is None or _closed_form(D, t) is not None:
         per_call = max(1, 2**24 // (d * d))  # at most 16 M Jacobian entries in memory at once
         S = torch.cat([torch.linalg.svdvals(jacobian(D, x[i : i + per_call], t, chunk_size=chunk_size))
                        for i in range(0, len(x), per_call)])  # fmt: skip
@@ -538,51 +508,3 @@ def point_ranks(
     # start from J^T Omega, a random block already weighted by the singular values, for `block` cheap reverse passes
     V0 = op.vjp(randn((op.batch, op.outputs, block), generator, op.dtype, op.device))
     return test.finish(_block_krylov(op, V0, max_iters, min(d, max(20 * block, 2 * k)), test))
-
-
-def rank_ratio(
-    D: Callable[..., Tensor],
-    times: Tensor,
-    schedule: Schedule,
-    *,
-    x0: Tensor | None = None,
-    shape: tuple[int, ...] | None = None,
-    draws: int = 8,
-    steps: int = 40,
-    energy: float = 0.99,
-    k: int | None = None,
-    probes: int = 16,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None,
-    chunk_size: int | None = None,
-    progress: bool = False,
-) -> RankRatio:
-    r"""Rank ratio :math:`\operatorname{rank}_{\text{energy}}(J)/d` of the denoiser Jacobian :math:`J = \partial D(x_t,
-    t)/\partial x_t` against ``times`` ``(T,)``, averaged over noise draws.
-
-    Points :math:`x_t`: with ``x0`` ``(B, *shape)``, the forward marginal :math:`\alpha_t x_0 + \beta_t\varepsilon`
-    with ``draws`` noises per clean point (``B · draws`` points); otherwise ``draws`` noises :math:`x_T` of item
-    ``shape`` and the states of their PF-ODE trajectories under ``D`` (:func:`trajectory_points`, ``steps`` Heun
-    steps). Ranks come from :func:`point_ranks` (exact with ``k=None``, else from a Krylov space of up to :math:`1.5k`
-    directions plus a deflated Hutchinson tail; ``k + 1`` reads "more than ``k``").
-    """
-    check_callable(D, "D")
-    times = check_tensor(torch.as_tensor(times, dtype=torch.float64), "times")
-    draws = check_positive_int(draws, "draws")
-    if x0 is not None:
-        x0 = check_batch(x0, "x0")
-        stacked = x0.repeat(draws, *([1] * (x0.dim() - 1)))
-        points = torch.stack([perturb(stacked, float(t), schedule, generator=generator)[0] for t in times])
-    else:
-        if shape is None:
-            raise ValueError("shape must be given (one item's shape) when x0 is None")
-        x_T = sample_prior(schedule, (draws, *shape), generator=generator, dtype=dtype)
-        points = trajectory_points(D, x_T, times, schedule, steps)
-    d = math.prod(points.shape[2:])
-    ranks = torch.stack([
-        point_ranks(D, points[i], float(t), energy, k=k, probes=probes, generator=generator, chunk_size=chunk_size)
-        for i, t in enumerate(tqdm(times, desc="rank ratio", disable=not progress))
-    ])  # fmt: skip
-    ratio = ranks.double() / d
-    std = ratio.std(1) if ratio.shape[1] > 1 else torch.zeros(len(times), dtype=torch.float64)
-    return RankRatio(times, ratio.mean(1), std, ranks)

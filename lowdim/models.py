@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import batch_view, check_batch, check_positive, check_positive_int, check_time
+from ._checks import batch_view, check_batch, check_choice, check_positive, check_positive_int, check_time
+from ._random import randn, stream
 from .schedules import Schedule
 
 Tensor = torch.Tensor
@@ -51,8 +52,10 @@ class PreconditionedDenoiser(nn.Module):
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
         """``D(x, t)`` for ``x`` of shape ``(B, *shape)`` (any shape with ``dim`` features per item) and ``t`` a float or ``(B,)``."""
-        x = check_batch(x, "x", self.dim)
-        t = check_time(t, x)
+        # shapes and a float t are checked here; tensor values are not (a finiteness check is a host sync on a GPU,
+        # once per layer call): the public entry points (sampling, training, Jacobians) check their inputs once
+        x = check_batch(x, "x", self.dim, finite=False)
+        t = check_time(t, x, values=not isinstance(t, torch.Tensor))
         item = x.reshape(x.shape[0], *self.shape)
         alpha = batch_view(self.schedule.alpha(t), item)
         sigma = batch_view(self.schedule.sigma(t), item).clamp_min(1e-5)
@@ -71,7 +74,7 @@ class PreconditionedDenoiser(nn.Module):
 
 def _fourier_buffer(n_freq: int) -> Tensor:
     # Fixed random frequencies (seed 0), so that two models differ only in their trained weights.
-    return torch.randn(n_freq, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    return randn(n_freq, stream(0), torch.get_default_dtype(), "cpu") * 2 * math.pi
 
 
 class MLPDenoiser(PreconditionedDenoiser):
@@ -189,3 +192,15 @@ class UNetDenoiser(PreconditionedDenoiser):
             if i > 0:
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
         return self.conv_out(F.silu(self.norm_out(h)))
+
+
+ARCHITECTURES = ("mlp", "unet")
+
+
+def build_denoiser(arch: str, shape: tuple[int, ...], schedule: Schedule, **capacity) -> PreconditionedDenoiser:
+    """A fresh ``"mlp"`` (:class:`MLPDenoiser`, ``width``/``depth``) or ``"unet"`` (:class:`UNetDenoiser`,
+    ``channels``) denoiser for items of ``shape``, initialized from torch's global generator."""
+    check_choice(arch, "arch", ARCHITECTURES)
+    if arch == "mlp":
+        return MLPDenoiser(math.prod(shape), schedule, **capacity)
+    return UNetDenoiser(tuple(shape), schedule, **capacity)

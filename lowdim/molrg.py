@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from ._checks import check_generator, check_mixing_weights, check_positive_int, check_tensor
-from ._random import randn
+from ._random import multinomial, randn
 from .denoisers import GaussianMixtureDenoiser, PosteriorMeanDenoiser
 from .schedules import Schedule
 from .subspaces import k_subspaces, orthonormal_columns, top_eigenvectors
@@ -134,7 +134,7 @@ class MoLRG(PosteriorMeanDenoiser):
         n = check_positive_int(n, "n")
         generator = check_generator(generator)
         device = self._stacked.device
-        labels = torch.multinomial(self.weights.cpu().double(), n, replacement=True, generator=generator).to(device)
+        labels = multinomial(self.weights.double(), n, generator, replacement=True)
         r_max = self._stacked.shape[2]
         a = randn((n, r_max), generator, self._stacked.dtype, "cpu")
         mask = torch.arange(r_max) < torch.tensor(self.ranks)[labels.cpu()].unsqueeze(1)
@@ -168,13 +168,13 @@ def random_molrg(
             f"r must satisfy sum(r) <= d for mutually orthogonal subspaces, got sum(r) = {sum(ranks)} > d = {d}"
         )
     generator = check_generator(generator)
-    G = torch.randn(d, sum(ranks), generator=generator, dtype=torch.float64)
+    G = randn((d, sum(ranks)), generator, torch.float64, "cpu")
     Q = orthonormal_columns(G)
     bases = list(Q.to(dtype or torch.get_default_dtype()).split(ranks, dim=1))
     return MoLRG([U.contiguous() for U in bases], weights)
 
 
-def fit_molrg(
+def fit_molrg_denoiser(
     X: Tensor,
     r: int,
     K: int | None = None,
@@ -218,11 +218,12 @@ def fit_molrg(
         mu = pts.mean(0) if center else torch.zeros_like(pts[0])
         C = (pts - mu).T @ (pts - mu) / len(pts)
         U, lam = top_eigenvectors(C, r, values=True)
-        s2 = ((torch.trace(C) - lam.sum()) / (d - r)).clamp_min(0) if floor and r < d else torch.zeros(())
+        s2 = ((torch.trace(C) - lam.sum()) / (d - r)).clamp_min(0) if floor and r < d else C.new_zeros(())
         cov = (U * (lam - s2)) @ U.T + s2 * torch.eye(d, dtype=flat.dtype, device=flat.device)
         means.append(mu)
         covariances.append(0.5 * (cov + cov.T))
         weights.append(len(pts) / N)
-    denoiser = GaussianMixtureDenoiser(torch.stack(means), torch.stack(covariances), torch.tensor(weights).to(flat))
+    weights = torch.tensor(weights, dtype=flat.dtype, device=flat.device)
+    denoiser = GaussianMixtureDenoiser(torch.stack(means), torch.stack(covariances), weights)
     denoiser.labels_ = labels
     return denoiser

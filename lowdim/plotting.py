@@ -1,4 +1,5 @@
-"""Figures shared by the chapters (matplotlib). Each function draws on an ``ax`` or returns a new figure."""
+"""Figures (matplotlib): the figure layer on top of :mod:`lowdim` and :mod:`lowdim.experiments`, imported by nothing
+below it. Each function draws on an ``ax`` (or ``axes``) or returns a new figure."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .experiments.memorization import MemorizationSweep
+from .experiments.phase import PhaseTransition
+from .experiments.reproducibility import ReproducibilitySweep
+from .experiments.students import TeacherStudent
 from .schedules import Schedule
 
 Tensor = torch.Tensor
@@ -93,3 +98,70 @@ def image_rows(rows: Mapping[str, Tensor | np.ndarray], n_show: int, vmin: float
             show_image(axes[i, j], images[j], vmin=vmin, vmax=vmax)
         axes[i, 0].set_title(name, fontsize=8, loc="left")
     return fig
+
+
+def plot_phase_transition(result: PhaseTransition, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
+    """Heat map of a :class:`~lowdim.experiments.phase.PhaseTransition`'s success probability (rows: r, columns: N),
+    with the line N = r."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
+    sizes, ranks = result.sample_sizes, result.ranks
+    im = ax.imshow(result.success, origin="lower", cmap="gray", vmin=0, vmax=1, aspect="auto",
+                   extent=(sizes[0] - 0.5, sizes[-1] + 0.5, ranks[0] - 0.5, ranks[-1] + 0.5))  # fmt: skip
+    ax.plot(ranks, ranks, "r--", lw=1, label="$N = r$")
+    ax.set_xlabel("N (samples per component)" if result.K > 1 else "N (samples)")
+    ax.set_ylabel("r (intrinsic dimension)")
+    ax.set_title(title or f"{result.method}, d = {result.d}, K = {result.K}", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    plt.colorbar(im, ax=ax, label="success probability")
+    return ax
+
+
+def _two_panels(axes: Sequence[plt.Axes] | None, height: float = 3.6) -> Sequence[plt.Axes]:
+    return plt.subplots(1, 2, figsize=(11, height), layout="constrained")[1] if axes is None else axes
+
+
+def plot_memorization(sweep: MemorizationSweep, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """A :class:`~lowdim.experiments.memorization.MemorizationSweep`: memorized fraction and median subspace residual
+    against ``N`` (log scale), one line per rank."""
+    axes = _two_panels(axes)
+    for i, r in enumerate(sweep.ranks):
+        axes[0].plot(sweep.sample_sizes, sweep.memorized[i], "o-", ms=4, label=f"r = {r}")
+        axes[1].plot(sweep.sample_sizes, sweep.residual[i], "o-", ms=4, label=f"r = {r}")
+    xlabel = "N (training points per component)"
+    axes[0].set(xscale="log", xlabel=xlabel, ylabel="memorized fraction", ylim=(-0.03, 1.03),
+                title="copies of training points")  # fmt: skip
+    axes[1].set(xscale="log", yscale="log", xlabel=xlabel, ylabel="median residual",
+                title="distance to the true subspaces")  # fmt: skip
+    for ax in axes:
+        ax.legend(fontsize=8)
+    return axes[0].figure
+
+
+def plot_reproducibility(sweep: ReproducibilitySweep, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """A :class:`~lowdim.experiments.reproducibility.ReproducibilitySweep`: RP and GL against ``N``, one line per
+    capacity (the co-emergence figure)."""
+    axes = _two_panels(axes)
+    for i, (name, p) in enumerate(zip(sweep.capacities, sweep.params)):
+        label = f"{name} ({p / 1e3:.0f}k params)"
+        axes[0].plot(sweep.sample_sizes, sweep.rp[i], "o-", ms=4, label=label)
+        axes[1].plot(sweep.sample_sizes, sweep.gl[i], "o-", ms=4, label=label)
+    for ax, title in zip(axes, ("reproducibility (RP)", "generalization (GL)")):
+        ax.set(xscale="log", xlabel="N (training images)", ylabel="score", ylim=(-0.03, 1.03), title=title)
+        ax.legend(fontsize=8)
+    return axes[0].figure
+
+
+def plot_teacher_student(result: TeacherStudent, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    r"""A :class:`~lowdim.experiments.students.TeacherStudent` result. Left: both errors against ``N``; right:
+    against :math:`N/\sqrt{|\theta|}`, the scaling variable of Zhang et al. (2025)."""
+    axes = _two_panels(axes, 3.8)
+    sizes = np.array(result.sample_sizes)
+    for i, (w, p) in enumerate(zip(result.widths, result.params)):
+        for ax, x in ((axes[0], sizes), (axes[1], sizes / np.sqrt(p))):
+            ax.plot(x, result.e_gen[i], "o-", color=f"C{i}", ms=4, label=f"$\\mathcal{{E}}_{{gen}}$, width {w}")
+            ax.plot(x, result.e_mem[i], "s--", color=f"C{i}", ms=4, label=f"$\\mathcal{{E}}_{{mem}}$, width {w}")
+    axes[0].set(xscale="log", xlabel="N (training samples)", ylabel="PFD", title="errors vs N")
+    axes[1].set(xscale="log", xlabel=r"$N/\sqrt{|\theta|}$", ylabel="PFD", title="errors vs N / sqrt(parameters)")
+    axes[0].legend(fontsize=7)
+    return axes[0].figure

@@ -14,7 +14,7 @@ The papers use SSCD (a self-supervised copy-detection network) for :math:`\phi`;
 :math:`k(x, y) = \exp(-\|x-y\|^2 / 2h^2)`, whose cosine similarity is :math:`k(x, y)` up to
 :math:`O(m^{-1/2})` for :math:`m` features. With :math:`h = \tau\sqrt d` (``rms=τ``),
 :math:`M > 0.6 \iff \text{RMS}(x - y) < \tau\sqrt{2\log(1/0.6)} \approx 1.01\,\tau`: "a copy" means "within
-:math:`\tau` per pixel, in root mean square". Chapter 4 picks :math:`\tau` on the data and shows that it separates
+:math:`\tau` per pixel, in root mean square". The right :math:`\tau` depends on the data: pick it where it separates
 copies from genuinely new images. ``embed=None`` uses the flattened pixels themselves.
 """
 
@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from ._checks import check_batch, check_positive, check_positive_int
+from ._random import rand, randn, stream
 
 Tensor = torch.Tensor
 Embedding = Callable[[Tensor], Tensor]
@@ -46,9 +47,9 @@ class RandomFourierEmbedding:
         self.dim = check_positive_int(dim, "dim")
         self.rms = check_positive(rms, "rms")
         self.features = check_positive_int(features, "features")
-        g = torch.Generator().manual_seed(seed)
-        self._W = torch.randn(dim, features, generator=g, dtype=torch.float64) / (self.rms * math.sqrt(dim))
-        self._b = 2 * math.pi * torch.rand(features, generator=g, dtype=torch.float64)
+        g = stream(seed)
+        self._W = randn((dim, features), g, torch.float64, "cpu") / (self.rms * math.sqrt(dim))
+        self._b = 2 * math.pi * rand(features, g, torch.float64, "cpu")
 
     def __call__(self, x: Tensor) -> Tensor:
         x = check_batch(x, "x", self.dim)
@@ -80,16 +81,16 @@ def pair_similarity(x1: Tensor, x2: Tensor, embed: Embedding | None = None) -> T
 
 
 def max_similarity(
-    samples: Tensor, train: Tensor, embed: Embedding | None = None, chunk: int = 1024
+    samples: Tensor, train: Tensor, embed: Embedding | None = None, chunk_size: int = 1024
 ) -> tuple[Tensor, Tensor]:
     """For each of ``samples`` ``(M, *shape)``, the largest cosine similarity to ``train`` ``(N, *shape)`` and the
-    index of that training item; both ``(M,)``."""
+    index of that training item; both ``(M,)``. ``chunk_size`` samples are compared at a time."""
     if samples.shape[1:] != train.shape[1:]:
         raise ValueError(
             f"samples and train must share the item shape, got {tuple(samples.shape)} and {tuple(train.shape)}"
         )
     a, b = _embedded(samples, "samples", embed), _embedded(train, "train", embed)
-    best = [torch.max(a[i : i + chunk] @ b.T, dim=1) for i in range(0, len(a), chunk)]
+    best = [torch.max(a[i : i + chunk_size] @ b.T, dim=1) for i in range(0, len(a), chunk_size)]
     return torch.cat([v.values for v in best]), torch.cat([v.indices for v in best])
 
 

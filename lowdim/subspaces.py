@@ -20,6 +20,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ._checks import check_generator, check_positive_int, check_tensor
+from ._random import multinomial
 
 Tensor = torch.Tensor
 
@@ -136,7 +137,7 @@ def batched_recovery_error(estimate: Tensor, truth: Tensor, col_mask: Tensor | N
     return (best.clamp_min(0) / (2 * ranks.sum(1))).sqrt()
 
 
-def ksubspaces_batched(
+def k_subspaces_batched(
     X: Tensor,
     col_mask: Tensor,
     restarts: int = 10,
@@ -193,7 +194,7 @@ def _greedy_init(X: Tensor, col_mask: Tensor, generator: torch.Generator | None)
     unit = X / norms.clamp_min(torch.finfo(X.dtype).tiny)[..., None]
     affinity = (unit @ unit.transpose(1, 2)).abs()  # (B, N, N)
     valid = norms > 0
-    first = torch.multinomial(valid.to(torch.float64).cpu() + 1e-12, 1, generator=generator).to(X.device)[:, 0]
+    first = multinomial(valid.to(torch.float64) + 1e-12, 1, generator)[:, 0]
     batch = torch.arange(B, device=X.device)
     captured = torch.zeros(B, N, dtype=X.dtype, device=X.device)
     bases = []
@@ -212,10 +213,10 @@ def _greedy_init(X: Tensor, col_mask: Tensor, generator: torch.Generator | None)
     return torch.stack(bases, 1)
 
 
-def rank_mask(ranks: Sequence[int], r_max: int | None = None) -> Tensor:
-    """Boolean ``(K, r_max)`` mask whose row ``k`` has ``ranks[k]`` leading ``True`` entries."""
+def rank_mask(ranks: Sequence[int], r_max: int | None = None, device: torch.device | str = "cpu") -> Tensor:
+    """Boolean ``(K, r_max)`` mask on ``device`` whose row ``k`` has ``ranks[k]`` leading ``True`` entries."""
     r_max = r_max or max(ranks)
-    return torch.arange(r_max)[None, :] < torch.tensor(list(ranks))[:, None]
+    return torch.arange(r_max, device=device)[None, :] < torch.tensor(list(ranks), device=device)[:, None]
 
 
 def k_subspaces(
@@ -241,5 +242,5 @@ def k_subspaces(
     restarts = check_positive_int(restarts, "restarts")
     max_iters = check_positive_int(max_iters, "max_iters")
     generator = check_generator(generator)
-    U, labels, _ = ksubspaces_batched(X[None], rank_mask(ranks)[None], restarts, max_iters, generator)
+    U, labels, _ = k_subspaces_batched(X[None], rank_mask(ranks, device=X.device)[None], restarts, max_iters, generator)
     return [U[0, k, :, :rk] for k, rk in enumerate(ranks)], labels[0]

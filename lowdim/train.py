@@ -18,25 +18,37 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import batch_view, check_batch, check_choice, check_generator, check_positive, check_positive_int
-from ._random import rand, randn
-from .schedules import Schedule
+from ._random import drawing_from, rand, randint, randn
+from .models import PreconditionedDenoiser, build_denoiser
+from .schedules import VP, Schedule
 
 Tensor = torch.Tensor
 WEIGHTINGS = ("eps", "edm")
+LR_SCHEDULES = ("constant", "cosine")
+EMA = torch.optim.swa_utils.AveragedModel
 
 
 def dsm_loss(
-    model: nn.Module,
+    model: Callable[[Tensor, Tensor], Tensor],
     x0: Tensor,
     schedule: Schedule,
     generator: torch.Generator | None = None,
     weighting: str = "edm",
     t_min: float = 1e-3,
-    sigma_data: float = 0.5,
+    sigma_data: float | None = None,
 ) -> Tensor:
-    r"""Monte-Carlo denoising loss on a batch ``x0`` ``(B, *shape)``: :math:`t\sim\mathcal U[t_\min, 1]`, one noise each."""
+    r"""Monte-Carlo denoising loss on a batch ``x0`` ``(B, *shape)``: :math:`t\sim\mathcal U[t_\min, 1]`, one noise each.
+
+    ``sigma_data`` (:math:`\sigma_d` of the ``"edm"`` weighting) defaults to the model's own ``sigma_data``, the value
+    its preconditioning assumes; a model without one needs it given.
+    """
     x0 = check_batch(x0, "x0")
     check_choice(weighting, "weighting", WEIGHTINGS)
+    if weighting == "edm":
+        sigma_data = getattr(model, "sigma_data", None) if sigma_data is None else sigma_data
+        if sigma_data is None:
+            raise ValueError("sigma_data must be given for weighting='edm' when the model has no sigma_data attribute")
+        sigma_data = check_positive(sigma_data, "sigma_data")
     B = x0.shape[0]
     t = t_min + (1 - t_min) * rand(B, generator, x0.dtype, x0.device)
     eps = randn(x0.shape, generator, x0.dtype, x0.device)
@@ -50,6 +62,70 @@ def dsm_loss(
     return (weight * err).mean()
 
 
+def ema_model(model: nn.Module, decay: float = 0.999) -> EMA:
+    r"""An exponential moving average of ``model``'s weights, :math:`\bar\theta \leftarrow \text{decay}\,\bar\theta + (1-\text{decay})\,\theta`.
+
+    Pass it to :func:`train_denoiser` as ``ema=``; the averaged network is ``.module``.
+    """
+    if not 0 < decay < 1:
+        raise ValueError(f"decay must lie in (0, 1), got {decay}")
+    avg = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
+
+
+def optimize(
+    model: nn.Module,
+    loss: Callable[[], Tensor],
+    steps: int,
+    lr: float = 1e-3,
+    lr_schedule: str = "constant",
+    ema: EMA | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> list[float]:
+    """The training loop of :mod:`lowdim`: ``steps`` Adam steps on ``loss()`` (a fresh Monte-Carlo estimate per call).
+
+    ``lr_schedule``: ``"constant"``, or ``"cosine"`` (decay to 0 over ``steps``). A model with a ``constrain_()``
+    method (such as :class:`~lowdim.dae.LowRankDAE`, whose bases must stay orthonormal) is projected back after
+    every step. ``ema`` (from :func:`ema_model`) is updated after every step; sample from ``ema.module``.
+    ``callback(step, model)`` runs after every step (``step`` counts from 1). Returns the loss per step; the model
+    is left in eval mode.
+    """
+    steps = check_positive_int(steps, "steps")
+    check_positive(lr, "lr")
+    check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
+    if ema is not None and not isinstance(ema, EMA):
+        raise TypeError(f"ema must be an AveragedModel (see lowdim.ema_model) or None, got {type(ema).__name__}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
+    constrain = getattr(model, "constrain_", None)
+    losses: list[float] = []
+    model.train()
+    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    for _ in bar:
+        value = loss()
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        if constrain is not None:
+            constrain()
+        if decay is not None:
+            decay.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        if callback is not None:
+            callback(len(losses) + 1, model)
+            model.train()
+        losses.append(value.item())
+        if len(losses) % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
+    model.eval()
+    if ema is not None:
+        ema.eval()
+    return losses
+
+
 def train_denoiser(
     model: nn.Module,
     data: Tensor,
@@ -61,56 +137,60 @@ def train_denoiser(
     progress: bool = True,
     weighting: str = "edm",
     lr_schedule: str = "constant",
-    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    ema: EMA | None = None,
     callback: Callable[[int, nn.Module], None] | None = None,
+    sigma_data: float | None = None,
 ) -> list[float]:
-    """Minimize :func:`dsm_loss` over ``data`` ``(N, *shape)`` with Adam for ``steps`` minibatch steps.
+    """Minimize :func:`dsm_loss` over ``data`` ``(N, *shape)`` with :func:`optimize` (Adam) for ``steps`` minibatch
+    steps; returns the loss per step.
 
-    Minibatches are drawn with replacement using ``generator``; returns the loss per step. The model is
-    trained in place; seed the model's initialisation and ``generator`` for a reproducible run.
-    ``lr_schedule``: ``"constant"``, or ``"cosine"`` (decay to 0 over ``steps``; fitting a small training set
-    exactly, i.e. memorizing it, needs the step size to shrink). A model with a ``constrain_()`` method (such as
-    :class:`~lowdim.dae.LowRankDAE`, whose bases must stay orthonormal) is projected back after every step.
-    ``ema`` (from :func:`~lowdim.checkpoints.ema_model`) is updated after every step; sample from ``ema.module``.
-    ``callback(step, model)`` runs after every step (``step`` counts from 1), e.g. to measure the model during training.
+    Minibatches are drawn with replacement using ``generator``. The model is trained in place; seed the model's
+    initialisation and ``generator`` for a reproducible run (:func:`fit_denoiser` does both). ``lr_schedule``,
+    ``ema`` and ``callback`` as in :func:`optimize` (fitting a small training set exactly, i.e. memorizing it, needs
+    the ``"cosine"`` decay); ``weighting`` and ``sigma_data`` as in :func:`dsm_loss` (by default the model's own).
     """
     data = check_batch(data, "data")
-    steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    check_positive(lr, "lr")
-    check_choice(lr_schedule, "lr_schedule", ("constant", "cosine"))
     generator = check_generator(generator)
-    if ema is not None and not isinstance(ema, torch.optim.swa_utils.AveragedModel):
-        raise TypeError(
-            f"ema must be an AveragedModel (see lowdim.checkpoints.ema_model) or None, got {type(ema).__name__}"
-        )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
-    constrain = getattr(model, "constrain_", None)
-    losses: list[float] = []
-    model.train()
-    bar = tqdm(range(steps), desc="training", disable=not progress)
-    for _ in bar:
-        idx = torch.randint(
-            0, data.shape[0], (batch_size,), generator=generator, device=generator.device if generator else "cpu"
-        ).to(data.device)
-        loss = dsm_loss(model, data[idx], schedule, generator=generator, weighting=weighting)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if constrain is not None:
-            constrain()
-        if decay is not None:
-            decay.step()
-        if ema is not None:
-            ema.update_parameters(model)
-        if callback is not None:
-            callback(len(losses) + 1, model)
-            model.train()
-        losses.append(loss.item())
-        if len(losses) % 50 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
-    model.eval()
-    if ema is not None:
-        ema.eval()
-    return losses
+
+    def loss() -> Tensor:
+        batch = data[randint(data.shape[0], (batch_size,), generator, data.device)]
+        return dsm_loss(model, batch, schedule, generator=generator, weighting=weighting, sigma_data=sigma_data)
+
+    return optimize(model, loss, steps, lr, lr_schedule, ema, callback, progress)
+
+
+def fit_denoiser(
+    data: Tensor,
+    steps: int,
+    arch: str = "mlp",
+    *,
+    generator: torch.Generator | None = None,
+    init_generator: torch.Generator | None = None,
+    schedule: Schedule | None = None,
+    lr: float = 2e-3,
+    batch_size: int = 256,
+    lr_schedule: str = "cosine",
+    ema_decay: float | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
+    progress: bool = False,
+    **capacity,
+) -> PreconditionedDenoiser:
+    """Build a fresh denoiser (:func:`~lowdim.models.build_denoiser`: ``arch`` and ``capacity``, e.g. ``width=256``)
+    in ``data``'s dtype and device and train it on ``data`` ``(N, *shape)`` with :func:`train_denoiser` (``schedule``
+    default VP, EDM weighting, Adam from ``lr`` with ``lr_schedule``). Returns the trained network in eval mode, or
+    its exponential moving average when ``ema_decay`` is given.
+
+    The initial weights come from ``init_generator`` (default: ``generator``, drawn before the minibatches), the
+    minibatches and noise from ``generator``.
+    """
+    data = check_batch(data, "data")
+    generator = check_generator(generator)
+    schedule = schedule or VP()
+    with drawing_from(check_generator(init_generator) or generator):
+        model = build_denoiser(arch, tuple(data.shape[1:]), schedule, **capacity)
+    model = model.to(dtype=data.dtype, device=data.device)
+    ema = ema_model(model, ema_decay) if ema_decay is not None else None
+    train_denoiser(model, data, schedule, steps, batch_size=batch_size, lr=lr, generator=generator, progress=progress,
+                   lr_schedule=lr_schedule, ema=ema, callback=callback)  # fmt: skip
+    return ema.module.eval() if ema is not None else model

@@ -1,4 +1,4 @@
-"""ipywidgets explorers used by the chapters.
+"""ipywidgets explorers: the top layer, imported by nothing in :mod:`lowdim`.
 
 Each explorer is a thin wrapper around a ``*_frame`` function that draws one setting; the chapters call the frame
 function with the explorer's default values for the static figure next to it, so the two always agree.
@@ -14,12 +14,13 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import plotting
+from ._random import randn, stream
 from .denoisers import EmpiricalDenoiser, GaussianDenoiser
+from .experiments.phase import fit_subspaces, sweep_data
+from .experiments.reproducibility import ReproducibilitySweep
+from .experiments.students import TeacherStudent
 from .jacobian import jacobian_svd
-from .molrg import MoLRG, fit_molrg
-from .pfd import TeacherStudent
-from .phase import fit_subspaces, sweep_data
-from .reproducibility import ReproducibilitySweep
+from .molrg import MoLRG, fit_molrg_denoiser
 from .samplers import sample, sample_prior
 from .schedules import VP, Schedule
 from .sde import perturb
@@ -50,10 +51,10 @@ def noising_frame(
 ) -> plt.Figure:
     r"""A 2-D point cloud ``(n, 2)`` and an image ``(C, H, W)`` at time ``t``: :math:`\alpha_t x_0 + \beta_t\varepsilon`
     with one fixed draw of :math:`\varepsilon` per ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    eps_points = torch.randn(points.shape, generator=g, dtype=points.dtype)
-    eps_image = torch.randn(image.shape, generator=g, dtype=image.dtype)
-    tt = torch.tensor(t, dtype=points.dtype)
+    g = stream(seed)
+    eps_points = randn(points.shape, g, points.dtype, points.device)
+    eps_image = randn(image.shape, g, image.dtype, image.device)
+    tt = torch.tensor(t, dtype=points.dtype, device=points.device)
     a, b = schedule.alpha(tt), schedule.beta(tt)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(7, 3.3), layout="constrained")
     plotting.plot_points(ax0, a * points + b * eps_points, labels, lim=3.5)
@@ -76,15 +77,9 @@ def sampler_frame(
 ) -> plt.Figure:
     """Samples of a 2-D MoLRG by ``method`` with ``steps`` steps, coloured by component, with the median
     distance to the nearest line in the title."""
-    x_T = sample_prior(schedule, (n, model.dim), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    x = sample(
-        model.denoiser(schedule),
-        x_T,
-        schedule,
-        steps=steps,
-        method=method,
-        generator=torch.Generator().manual_seed(seed + 1),
-    )
+    like = model.bases[0]  # the prior follows the model's dtype and device
+    x_T = sample_prior(schedule, (n, model.dim), generator=stream(seed), dtype=like.dtype, device=like.device)
+    x = sample(model.denoiser(schedule), x_T, schedule, steps=steps, method=method, generator=stream(seed + 1))
     fig, ax = plt.subplots(figsize=(3.6, 3.6), layout="constrained")
     labels = model.posterior_weights(x, 1e-3, schedule).argmax(1)
     plotting.plot_points(ax, x, labels, lim=3.5)
@@ -110,15 +105,17 @@ def denoiser_frame(
 ) -> plt.Figure:
     r"""The displacement :math:`D(x, t) - x` (drawn at half length) of each denoiser in ``fields`` on a 2-D grid,
     with the lines of ``model``."""
-    axis = torch.linspace(-lim, lim, grid, dtype=torch.float64)
+    like = model.bases[0]  # the grid follows the model's dtype and device
+    axis = torch.linspace(-lim, lim, grid, dtype=like.dtype, device=like.device)
     xx = torch.cartesian_prod(axis, axis)
     fig, axes = plt.subplots(1, len(fields), figsize=(3.4 * len(fields), 3.4), layout="constrained", squeeze=False)
     with torch.no_grad():
         for ax, (name, D) in zip(axes[0], fields.items()):
-            v = D(xx, torch.full((len(xx),), t, dtype=xx.dtype)) - xx
+            v = (D(xx, torch.full((len(xx),), t, dtype=xx.dtype, device=xx.device)) - xx).cpu()
             # Arrows at half length so that neighbours do not overlap.
-            ax.quiver(xx[:, 0], xx[:, 1], v[:, 0], v[:, 1], angles="xy", scale_units="xy", scale=2, width=4e-3)
+            ax.quiver(*xx.cpu().T, *v.T, angles="xy", scale_units="xy", scale=2, width=4e-3)
             for U in model.bases:
+                U = U.cpu()
                 line = torch.tensor([-lim, lim], dtype=U.dtype)[:, None] * U[:, 0] / U[:, 0].abs().max()
                 ax.plot(line[:, 0], line[:, 1], "r-", lw=1)
             ax.set_xlim(-lim, lim)
@@ -141,7 +138,7 @@ def subspace_cell_frame(K: int = 1, r: int = 4, n: int = 4, d: int = 48, seed: i
     points each; cosines of the principal angles between each true subspace and its matched estimate, found by
     the classical method (PCA for ``K = 1``, K-subspaces otherwise) and by the trained
     :class:`~lowdim.dae.LowRankDAE` (all ones = exact recovery). Uses the sweep's own data and fitting code."""
-    g = torch.Generator().manual_seed(seed)
+    g = stream(seed)
     X, truth = sweep_data(d, K, r, [n], 1, g)
     col_mask = torch.ones(1, K, r, dtype=torch.bool)
     classical = "PCA" if K == 1 else "K-subspaces"
@@ -194,18 +191,18 @@ def digit_denoising_frame(
 ) -> plt.Figure:
     r"""Held-out digits ``test`` ``(M, 1, 8, 8)`` denoised at time ``t`` (VP) by the optimal denoisers of three models
     fitted to ``train``: one Gaussian, a MoLRG of ``K`` affine rank-``r`` components found by K-subspaces
-    (:func:`~lowdim.molrg.fit_molrg` with ``center=True``), and the empirical law (memorization). Row titles give
+    (:func:`~lowdim.molrg.fit_molrg_denoiser` with ``center=True``), and the empirical law (memorization). Row titles give
     each denoiser's MSE per image on all of ``test``, with the same noise for all three."""
     schedule = VP()
     models = {
         "one Gaussian": GaussianDenoiser.fit(train),
-        f"MoLRG K={K}, r={r}": fit_molrg(train, r, K=K, center=True, generator=torch.Generator().manual_seed(seed)),
+        f"MoLRG K={K}, r={r}": fit_molrg_denoiser(train, r, K=K, center=True, generator=stream(seed)),
         "empirical": EmpiricalDenoiser(train),
     }
-    noisy = perturb(test, t, schedule, generator=torch.Generator().manual_seed(seed))[0]
+    noisy = perturb(test, t, schedule, generator=stream(seed))[0]
     rows = {"clean": test, f"noisy, t = {t:.2f}": noisy}
     for name, model in models.items():
-        out = model(noisy, t, schedule)
+        out = model.posterior_mean(noisy, t, schedule)
         mse = (out - test).reshape(len(test), -1).pow(2).sum(1).mean()
         rows[f"{name}: MSE {mse:.1f}"] = out
     fig, axes = plt.subplots(len(rows), n_show, figsize=(1.1 * n_show + 2.2, 1.2 * len(rows)), layout="constrained")
@@ -233,7 +230,7 @@ def nearest_training_frame(
     """Generated digits of the ``capacity`` network trained on ``pool[:N]`` (cached in ``sweep``) above their most
     similar training images, each titled with the similarity; a similarity above 0.6 counts as a copy."""
     capacity = capacity or sweep.capacities[-1]
-    i, j = sweep.capacities.index(capacity), sweep.sizes.index(N)
+    i, j = sweep.capacities.index(capacity), sweep.sample_sizes.index(N)
     samples = torch.as_tensor(sweep.samples[i, j, :n_show], dtype=pool.dtype)
     best, idx = max_similarity(samples, pool[:N], embed)
     fig = plotting.image_rows({f"generated ({capacity}, N = {N}; GL = {sweep.gl[i, j]:.2f})": samples,
@@ -249,7 +246,7 @@ def nearest_training_explorer(
     """Choose the capacity and N of :func:`nearest_training_frame` (defaults: the largest capacity, N = 64)."""
     controls = {
         "capacity": widgets.Dropdown(options=sweep.capacities, value=sweep.capacities[-1], description="network"),
-        "N": widgets.SelectionSlider(options=sweep.sizes, value=64, description="N", continuous_update=False),
+        "N": widgets.SelectionSlider(options=sweep.sample_sizes, value=64, description="N", continuous_update=False),
     }
     return _explorer(partial(nearest_training_frame, sweep, pool, embed=embed), controls)
 
@@ -260,10 +257,10 @@ def teacher_student_frame(result: TeacherStudent, teacher: MoLRG, width: int | N
     denoiser's (y), both from that same noise: points below the diagonal are closer to a training point's map
     than to the teacher's (memorized)."""
     width = width or result.widths[-1]
-    i, j = result.widths.index(width), result.sizes.index(N)
+    i, j = result.widths.index(width), result.sample_sizes.index(N)
     student = torch.as_tensor(result.samples[i, j])
     schedule = VP()
-    x_T = sample_prior(schedule, (student.shape[0], teacher.dim), generator=torch.Generator().manual_seed(result.eval_seed),
+    x_T = sample_prior(schedule, (student.shape[0], teacher.dim), generator=stream(result.eval_seed),
                        dtype=student.dtype)  # fmt: skip
     train = torch.as_tensor(result.pool[:N])
     to_teacher = (student - sample(teacher.denoiser(schedule), x_T, schedule, steps=steps)).norm(dim=1)
@@ -284,7 +281,7 @@ def teacher_student_explorer(result: TeacherStudent, teacher: MoLRG) -> widgets.
     """Choose the student width and N of :func:`teacher_student_frame` (defaults: the largest width, N = 64)."""
     controls = {
         "width": widgets.Dropdown(options=result.widths, value=result.widths[-1], description="width"),
-        "N": widgets.SelectionSlider(options=result.sizes, value=64, description="N", continuous_update=False),
+        "N": widgets.SelectionSlider(options=result.sample_sizes, value=64, description="N", continuous_update=False),
     }
     return _explorer(partial(teacher_student_frame, result, teacher), controls)
 
@@ -297,12 +294,12 @@ def singular_vectors_frame(
     \beta_t\varepsilon` (one image ``x0`` ``(C, H, W)``, noise from ``seed``), each shown scaled to its largest
     entry, and below each the edited estimate :math:`D(x_t + \lambda v_i)` with :math:`\lambda` = ``step``."""
     schedule = schedule or VP()
-    x_t, _ = perturb(x0[None], t, schedule, generator=torch.Generator().manual_seed(seed))
-    svd = jacobian_svd(D, x_t, t, k, tol=1e-3, max_iters=100, generator=torch.Generator().manual_seed(seed))
+    x_t, _ = perturb(x0[None], t, schedule, generator=stream(seed))
+    svd = jacobian_svd(D, x_t, t, k, tol=1e-3, max_iters=100, generator=stream(seed))
     V = svd.V[0].T.reshape(k, *x0.shape)
     with torch.no_grad():
         clean = D(x_t, t)[0]
-        edited = D(x_t + step * V, torch.full((k,), t, dtype=x_t.dtype))
+        edited = D(x_t + step * V, torch.full((k,), t, dtype=x_t.dtype, device=x_t.device))
     fig, axes = plt.subplots(2, k + 1, figsize=(1.3 * (k + 1), 2.9), layout="constrained", squeeze=False)
     plotting.show_image(axes[0, 0], x_t[0].clamp(-1, 1))
     axes[0, 0].set_title(f"$x_t$, t = {t:.2f}", fontsize=8)

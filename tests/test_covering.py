@@ -34,7 +34,7 @@ def test_nn_distance_scales_with_the_intrinsic_dimension():
 
 def test_nn_distance_matches_cdist_and_validates():
     q, x = torch.randn(7, 3, generator=gen(4)), torch.randn(11, 3, generator=gen(5))
-    torch.testing.assert_close(ld.nn_distance(q, x, chunk=2), torch.cdist(q, x).amin(1))
+    torch.testing.assert_close(ld.nn_distance(q, x, chunk_size=2), torch.cdist(q, x).amin(1))
     torch.testing.assert_close(ld.nn_distance(q, x, norm="linf"), torch.cdist(q, x, p=math.inf).amin(1))
     with pytest.raises(ValueError, match="^norm must be"):
         ld.nn_distance(q, x, norm="l1")

@@ -110,7 +110,8 @@ def test_the_generic_trainer_keeps_the_bases_orthonormal_and_finds_pca():
     truth = ld.random_molrg(d, 1, r, generator=gen(30))
     X = truth.sample(64, generator=gen(31))[0]
     dae = ld.LowRankDAE(d, 1, r, generator=gen(32))
-    ld.train_denoiser(dae, X, dae.schedule, steps=400, batch_size=64, lr=0.02, generator=gen(33), progress=False)
+    ld.train_denoiser(dae, X, dae.schedule, steps=400, batch_size=64, lr=0.02, generator=gen(33), progress=False,
+                      sigma_data=0.5)  # fmt: skip
     U = dae.bases[0]
     assert torch.allclose(U.T @ U, torch.eye(r), atol=1e-10)
     assert ld.subspace_recovery_error([U], truth.bases) < 0.1

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import lowdim as ld
-from lowdim.memorization import MemorizationSweep
-from lowdim.pfd import TeacherStudent
-from lowdim.reproducibility import ReproducibilitySweep
+from lowdim.experiments.memorization import MemorizationSweep
+from lowdim.experiments.reproducibility import ReproducibilitySweep
+from lowdim.experiments.students import TeacherStudent
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -50,9 +50,9 @@ def test_a_missing_cache_names_its_script(tmp_path, monkeypatch):
 def test_memorization_cache_matches_a_recomputation_of_one_cell():
     script = load_script("make_memorization")
     cached = MemorizationSweep.load(script.PATH)
-    assert cached.ranks == script.SETTINGS["ranks"] and cached.sizes == script.SETTINGS["sizes"]
-    n = cached.sizes[0]
-    fresh = script.compute(ranks=cached.ranks[:1], sizes=[n])  # cells are seeded by (row, N)
+    assert cached.ranks == script.SETTINGS["ranks"] and cached.sample_sizes == script.SETTINGS["sample_sizes"]
+    n = cached.sample_sizes[0]
+    fresh = script.compute(ranks=cached.ranks[:1], sample_sizes=[n])  # cells are seeded by (row, N)
     # Same machine: identical. Elsewhere 16,000 Adam steps may amplify last-bit differences of the CPU's kernels,
     # so the two statistics of 200 samples are compared with room for that.
     np.testing.assert_allclose(fresh.memorized[0, 0], cached.memorized[0, 0], atol=0.1)
@@ -121,10 +121,10 @@ def test_every_checkpoint_trained_within_five_minutes():
 def test_reproducibility_cache_matches_a_recomputation_of_one_cell():
     script = load_script("make_reproducibility")
     cached = ReproducibilitySweep.load(script.PATH)
-    assert cached.capacities == list(script.CAPACITIES) and cached.sizes == script.SIZES
+    assert cached.capacities == list(script.CAPACITIES) and cached.sample_sizes == script.SIZES
     assert cached.seconds.max() <= 300
-    name, n = cached.capacities[0], cached.sizes[0]
-    fresh = script.compute(capacities=[name], sizes=[n])  # every network is seeded on its own
+    name, n = cached.capacities[0], cached.sample_sizes[0]
+    fresh = script.compute(capacities=[name], sample_sizes=[n])  # every network is seeded on its own
     # scores of 500 samples each: equal on this machine, within 0.1 where last-bit differences grow in training
     np.testing.assert_allclose(fresh.rp[0, 0], cached.rp[0, 0], atol=0.1)
     np.testing.assert_allclose(fresh.gl[0, 0], cached.gl[0, 0], atol=0.1)
@@ -135,9 +135,9 @@ def test_teacher_student_recomputation_memorizes_small_and_generalizes_large_set
     # one trained on the largest N has E_gen < E_mem (it generalizes); both cells agree with the cache.
     script = load_script("make_teacher_student")
     cached = TeacherStudent.load(script.PATH)
-    assert cached.widths == script.WIDTHS and cached.sizes == script.SIZES
+    assert cached.widths == script.WIDTHS and cached.sample_sizes == script.SIZES
     sizes = [script.SIZES[0], script.SIZES[-1]]
-    fresh = script.compute(widths=script.WIDTHS[:1], sizes=sizes)
+    fresh = script.compute(widths=script.WIDTHS[:1], sample_sizes=sizes)
     assert fresh.e_mem[0, 0] < fresh.e_gen[0, 0]
     assert fresh.e_gen[0, 1] < fresh.e_mem[0, 1]
     np.testing.assert_allclose(fresh.e_gen[0], cached.e_gen[0, [0, -1]], rtol=0.1)

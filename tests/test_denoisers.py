@@ -14,7 +14,9 @@ def test_gaussian_denoiser_equals_molrg_with_one_component(schedule):
     gauss = ld.GaussianDenoiser(torch.zeros(12), U @ U.T)
     x = torch.randn(9, 12, generator=gen(1))
     t = torch.linspace(0.0, 1.0, 9)
-    torch.testing.assert_close(gauss(x, t, schedule), model.posterior_mean(x, t, schedule), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        gauss.posterior_mean(x, t, schedule), model.posterior_mean(x, t, schedule), rtol=1e-9, atol=1e-9
+    )
 
 
 def test_gaussian_fit_matches_moments_and_solve():
@@ -29,7 +31,7 @@ def test_gaussian_fit_matches_moments_and_solve():
     x = torch.randn(4, 5, generator=g)
     S, mu = den.covariance_, den.mean_
     expected = mu + (x - a * mu) @ torch.linalg.solve(a**2 * S + b**2 * torch.eye(5), a * S).T
-    torch.testing.assert_close(den(x, t, schedule), expected, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(den.posterior_mean(x, t, schedule), expected, rtol=1e-9, atol=1e-9)
 
 
 def test_empirical_denoiser_matches_brute_force_softmax():
@@ -40,11 +42,11 @@ def test_empirical_denoiser_matches_brute_force_softmax():
     x = 3 * torch.randn(5, 1, 2, 3, generator=gen(4))
     flat, X = x.reshape(5, -1), train.reshape(30, -1)
     w = torch.softmax(-(torch.cdist(flat, a * X) ** 2) / (2 * b**2), dim=1)
-    torch.testing.assert_close(den(x, t, schedule), (w @ X).reshape(x.shape), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(den.posterior_mean(x, t, schedule), (w @ X).reshape(x.shape), rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(den.posterior_weights(x, t, schedule), w, rtol=1e-9, atol=1e-12)
     # Memorization: at t -> 0 the denoiser snaps a slightly noisy training point back onto it.
     near = train[:5] + 1e-3 * torch.randn(5, 1, 2, 3, generator=gen(5))
-    torch.testing.assert_close(den(near, 1e-4, schedule), train[:5], rtol=0, atol=1e-8)
+    torch.testing.assert_close(den.posterior_mean(near, 1e-4, schedule), train[:5], rtol=0, atol=1e-8)
 
 
 def test_empirical_denoiser_finite_at_large_norm_and_t_zero():
@@ -52,7 +54,7 @@ def test_empirical_denoiser_finite_at_large_norm_and_t_zero():
     x = 1e4 * torch.randn(3, 4, generator=gen(7))
     for t in (0.0, 1e-4, 1.0):
         for schedule in (ld.VP(), ld.VE()):
-            assert bool(torch.isfinite(den(x, t, schedule)).all())
+            assert bool(torch.isfinite(den.posterior_mean(x, t, schedule)).all())
 
 
 @pytest.mark.parametrize("schedule", [ld.VP(), ld.VE()], ids=repr)

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import lowdim as ld
-from lowdim.checkpoints import ema_model, load_checkpoint, save_checkpoint
+from lowdim.checkpoints import load_checkpoint, save_checkpoint
 from lowdim.data import render_shapes, shapes
 from lowdim.models import UNetDenoiser
+from lowdim.train import ema_model
 
 from .conftest import gen
 
@@ -155,20 +156,57 @@ def test_checkpoints_refuse_pickled_code(tmp_path):
 
 
 def test_fit_denoiser_is_reproducible_and_leaves_the_global_generator_alone():
-    from lowdim.reproducibility import fit_denoiser, sample_from_seed
+    from lowdim.experiments.reproducibility import draw_samples
 
     data = ld.digits(shuffle=0)[0][:32]
     torch.manual_seed(123)
     before = torch.rand(3)
     torch.manual_seed(123)
-    a, _ = fit_denoiser(data, steps=20, seed=4, width=16, depth=1)
+    a = ld.fit_denoiser(data, 20, generator=gen(4), width=16, depth=1)
     after = torch.rand(3)
-    b, _ = fit_denoiser(data, steps=20, seed=4, width=16, depth=1)
-    c, _ = fit_denoiser(data, steps=20, seed=5, width=16, depth=1)
+    b = ld.fit_denoiser(data, 20, generator=gen(4), width=16, depth=1)
+    c = ld.fit_denoiser(data, 20, generator=gen(5), width=16, depth=1)
     assert torch.equal(before, after)
-    x1, x2 = (sample_from_seed(m, (1, 8, 8), 4, seed=0, steps=5, dtype=torch.float64) for m in (a, b))
+    x1, x2 = (draw_samples(m, (1, 8, 8), 4, gen(0), steps=5, dtype=torch.float64) for m in (a, b))
     assert torch.equal(x1, x2)
-    assert not torch.equal(x1, sample_from_seed(c, (1, 8, 8), 4, seed=0, steps=5, dtype=torch.float64))
+    assert not torch.equal(x1, draw_samples(c, (1, 8, 8), 4, gen(0), steps=5, dtype=torch.float64))
+
+
+def test_initialization_from_a_stream_equals_seeding_the_global_generator():
+    # drawing_from(stream(s)) gives layer initialization the numbers torch.manual_seed(s) would, and advances the
+    # stream by what it drew (the next draw continues the same sequence)
+    from lowdim._random import drawing_from, stream
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(9)
+        reference = ld.MLPDenoiser(6, ld.VP(), width=8, depth=2).state_dict()
+        following = torch.rand(4)
+    g = stream(9)
+    with drawing_from(g):
+        model = ld.MLPDenoiser(6, ld.VP(), width=8, depth=2)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+    assert torch.equal(torch.rand(4, generator=g), following)
+
+
+def test_dsm_loss_weights_with_the_models_sigma_data():
+    # the EDM weight (s^2 + sd^2)/(s sd)^2 must use the model's own sigma_data: recompute the loss by hand from the
+    # same draws for sigma_data = 1 and compare; the default 0.5 would give a different number
+    model = ld.MLPDenoiser(4, ld.VP(), width=8, depth=1, sigma_data=1.0)
+    x0 = torch.randn(64, 4, generator=gen(1))
+    loss = ld.dsm_loss(model, x0, ld.VP(), generator=gen(2))
+    g = gen(2)
+    t = 1e-3 + (1 - 1e-3) * torch.rand(64, generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    vp = ld.VP()
+    with torch.no_grad():
+        err = ((model(vp.alpha(t)[:, None] * x0 + vp.beta(t)[:, None] * eps, t) - x0) ** 2).sum(1)
+    s2 = vp.sigma(t) ** 2
+    by_hand = {sd: ((s2 + sd**2) / (s2 * sd**2) * err).mean() for sd in (1.0, 0.5)}
+    torch.testing.assert_close(loss.detach(), by_hand[1.0])
+    assert abs(float(by_hand[0.5] - by_hand[1.0])) > 0.1 * float(by_hand[1.0])
+    with pytest.raises(ValueError, match="sigma_data"):
+        ld.dsm_loss(lambda x, t: x, x0, vp)
 
 
 def test_digits_shuffle_is_a_fixed_permutation():

@@ -164,7 +164,7 @@ def test_jacobian_svd_uses_a_closed_form_without_network_passes():
 def test_rank_ratio_of_the_molrg_denoiser_is_r_over_d():
     # at small t the posterior weights are one-hot and J = c U_k U_k^T (Lemma 1): rank r of d. At larger t the
     # weights mix and J = c [sum_k w_k U_k U_k^T + 2 phi Cov_w(p)] spans up to all K r directions.
-    from lowdim.jacobian import rank_ratio
+    from lowdim.experiments.jacobian_rank import rank_ratio
 
     model = ld.random_molrg(24, 2, 3, generator=gen(0))
     x0, _ = model.sample(16, generator=gen(1))
@@ -180,7 +180,7 @@ def test_rank_ratio_of_the_molrg_denoiser_is_r_over_d():
 
 
 def test_trajectory_points_are_the_samplers_states():
-    from lowdim.jacobian import trajectory_points
+    from lowdim.experiments.jacobian_rank import trajectory_points
 
     model, schedule = ld.random_molrg(12, 2, 2, generator=gen(0)), ld.VP()
     x_T = ld.sample_prior(schedule, (5, 12), generator=gen(1))

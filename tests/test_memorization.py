@@ -4,7 +4,12 @@ import pytest
 import torch
 
 import lowdim as ld
-from lowdim.memorization import memorization_sweep, memorized_fraction, nearest_training_distances, subspace_residual
+from lowdim.experiments.memorization import (
+    memorization_sweep,
+    memorized_fraction,
+    nearest_training_distances,
+    subspace_residual,
+)
 from tests.conftest import gen
 
 

@@ -58,7 +58,7 @@ def test_pfd_validates_its_inputs():
 def test_teacher_student_result_round_trips_and_finds_the_crossover(tmp_path):
     import numpy as np
 
-    from lowdim.pfd import TeacherStudent
+    from lowdim.experiments.students import TeacherStudent
 
     gen_err = np.array([[3.0, 2.0, 1.0, 1.2], [3.0, 2.0, 1.5, 1.0]])
     mem_err = np.array([[1.0, 1.5, 1.1, 1.3], [1.0, 2.5, 1.0, 1.1]])

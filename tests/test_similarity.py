@@ -36,7 +36,7 @@ def test_rp_is_one_for_identical_and_zero_for_independent_noise(embed):
 
 def test_max_similarity_matches_brute_force():
     a, b = torch.randn(30, 5, generator=gen(0)), torch.randn(70, 5, generator=gen(1))
-    best, idx = max_similarity(a, b, chunk=7)
+    best, idx = max_similarity(a, b, chunk_size=7)
     brute = torch.stack([torch.stack([torch.nn.functional.cosine_similarity(u, v, dim=0) for v in b]) for u in a])
     assert torch.allclose(best, brute.max(1).values, atol=1e-12)
     assert torch.equal(idx, brute.argmax(1))
@@ -82,7 +82,7 @@ def test_scores_validate_their_inputs():
 def test_reproducibility_sweep_regimes_and_round_trip(tmp_path):
     import numpy as np
 
-    from lowdim.reproducibility import ReproducibilitySweep
+    from lowdim.experiments.reproducibility import ReproducibilitySweep
 
     gl = np.array([[0.0, 0.2, 0.5, 0.8], [0.1, 0.21, 0.79, 1.0]])
     sweep = ReproducibilitySweep(["a", "b"], [10, 20], [1, 2, 4, 8], np.ones((2, 4)), gl, np.zeros((2, 4, 2)),
@@ -90,5 +90,5 @@ def test_reproducibility_sweep_regimes_and_round_trip(tmp_path):
     np.testing.assert_array_equal(sweep.regimes(), [["M", "M", "T", "G"], ["M", "T", "T", "G"]])
     sweep.save(tmp_path / "s.npz")
     back = ReproducibilitySweep.load(tmp_path / "s.npz")
-    assert back.capacities == ["a", "b"] and back.sizes == [1, 2, 4, 8]
+    assert back.capacities == ["a", "b"] and back.sample_sizes == [1, 2, 4, 8]
     np.testing.assert_array_equal(back.gl, gl)

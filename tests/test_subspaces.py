@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import lowdim as ld
-from lowdim.phase import fit_subspaces, phase_transition, row_generators, sweep_data
+from lowdim._random import spawn
+from lowdim.experiments.phase import fit_subspaces, phase_transition, sweep_data
 from lowdim.subspaces import batched_recovery_error, k_subspaces, pca, subspace_distance, subspace_recovery_error
 from tests.conftest import gen
 
@@ -108,7 +109,7 @@ def test_batched_sweep_matches_a_per_trial_loop():
     ranks, sizes, trials = [1, 2, 3], [1, 2, 3, 4], 3
     res = phase_transition("ksubspaces", 16, 2, ranks, sizes, trials, generator=gen(13))
     loop = np.empty((len(ranks), len(sizes), trials))
-    for i, (r, g) in enumerate(zip(ranks, row_generators(gen(13), len(ranks)))):
+    for i, (r, g) in enumerate(zip(ranks, spawn(gen(13), len(ranks)))):
         X, truth = sweep_data(16, 2, r, sizes, trials, g)
         for b, (j, k) in enumerate(itertools.product(range(len(sizes)), range(trials))):
             pts = X[b][X[b].norm(dim=1) > 0]

@@ -15,21 +15,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy.stats import linregress
 from tqdm.auto import tqdm
 
-from ._checks import check_choice, check_generator, check_positive_int
-from .dae import SIGMA_RANGE, LowRankDAE, dae_loss, train_dae
-from .subspaces import batched_recovery_error, ksubspaces_batched, orthonormal_columns, top_eigenvectors
+from .._checks import check_choice, check_generator, check_positive_int
+from .._random import randn, spawn, stream
+from ..dae import SIGMA_RANGE, LowRankDAE, dae_loss, train_dae
+from ..subspaces import batched_recovery_error, k_subspaces_batched, orthonormal_columns, top_eigenvectors
+from .results import NpzResult, smallest_size
 
 Tensor = torch.Tensor
 METHODS = ("pca", "ksubspaces", "dae")
 
 
 @dataclass
-class PhaseTransition:
+class PhaseTransition(NpzResult):
     """Result of :func:`phase_transition`: ``errors`` ``(len(ranks), len(sample_sizes), trials)``."""
 
     method: str
@@ -45,78 +47,17 @@ class PhaseTransition:
         """Empirical success probability per cell, ``(len(ranks), len(sample_sizes))``."""
         return (self.errors < self.threshold).mean(-1)
 
-    def save(self, path: str) -> None:
-        """Write the sweep to a ``.npz`` file (plain arrays, no pickle)."""
-        np.savez_compressed(
-            path,
-            method=np.array(self.method),
-            d=self.d,
-            K=self.K,
-            ranks=np.array(self.ranks),
-            sample_sizes=np.array(self.sample_sizes),
-            errors=self.errors,
-            threshold=self.threshold,
-        )
-
-    @classmethod
-    def load(cls, path: str) -> PhaseTransition:
-        """Read a sweep written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as f:
-            return cls(
-                str(f["method"]),
-                int(f["d"]),
-                int(f["K"]),
-                f["ranks"].tolist(),
-                f["sample_sizes"].tolist(),
-                f["errors"],
-                float(f["threshold"]),
-            )
-
     def boundary(self, level: float = 0.5) -> np.ndarray:
         """For each rank, the smallest N whose success probability reaches ``level`` (NaN if none)."""
-        out = []
-        for row in self.success:
-            hit = np.nonzero(row >= level)[0]
-            out.append(self.sample_sizes[hit[0]] if len(hit) else np.nan)
-        return np.array(out, dtype=float)
+        return smallest_size(self.sample_sizes, self.success >= level, sustained=False)
 
     def linear_boundary(self, level: float = 0.5) -> tuple[float, float, float]:
         """Least-squares line through :meth:`boundary` against the ranks (ranks without a boundary are skipped):
-        ``(slope, intercept, R^2)``."""
+        ``(slope, intercept, R^2)`` (:func:`scipy.stats.linregress`)."""
         ranks, boundary = np.array(self.ranks, dtype=float), self.boundary(level)
         ok = ~np.isnan(boundary)
-        slope, intercept = np.polyfit(ranks[ok], boundary[ok], 1)
-        residual = boundary[ok] - (slope * ranks[ok] + intercept)
-        r2 = 1 - (residual**2).sum() / ((boundary[ok] - boundary[ok].mean()) ** 2).sum()
-        return float(slope), float(intercept), float(r2)
-
-    def plot(self, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
-        """Heat map of the success probability (rows: r, columns: N), with the line N = r."""
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
-        im = ax.imshow(
-            self.success,
-            origin="lower",
-            cmap="gray",
-            vmin=0,
-            vmax=1,
-            aspect="auto",
-            extent=(self.sample_sizes[0] - 0.5, self.sample_sizes[-1] + 0.5, self.ranks[0] - 0.5, self.ranks[-1] + 0.5),
-        )
-        ax.plot(self.ranks, self.ranks, "r--", lw=1, label="$N = r$")
-        ax.set_xlabel("N (samples per component)" if self.K > 1 else "N (samples)")
-        ax.set_ylabel("r (intrinsic dimension)")
-        ax.set_title(title or f"{self.method}, d = {self.d}, K = {self.K}", fontsize=9)
-        ax.legend(loc="upper left", fontsize=8)
-        plt.colorbar(im, ax=ax, label="success probability")
-        return ax
-
-
-def row_generators(generator: torch.Generator | None, n_rows: int) -> list[torch.Generator]:
-    """One generator per row of a sweep, seeded by successive draws from ``generator``: row ``i`` gets the same
-    stream whatever the number of rows, so a sweep over the first few ranks reproduces those rows exactly."""
-    seeds = [int(torch.randint(0, 2**62, (1,), generator=generator)) for _ in range(n_rows)]
-    return [torch.Generator().manual_seed(s) for s in seeds]
+        fit = linregress(ranks[ok], boundary[ok])
+        return float(fit.slope), float(fit.intercept), float(fit.rvalue**2)
 
 
 def sweep_data(
@@ -130,9 +71,9 @@ def sweep_data(
     n_max = max(sample_sizes)
     n_of = torch.tensor(list(sample_sizes)).repeat_interleave(trials)
     B = len(n_of)
-    Q = orthonormal_columns(torch.randn(B, d, K * r, generator=generator, dtype=torch.float64))
+    Q = orthonormal_columns(randn((B, d, K * r), generator, torch.float64, "cpu"))
     bases = Q.reshape(B, d, K, r).permute(0, 2, 1, 3)
-    coeffs = torch.randn(B, K, n_max, r, generator=generator, dtype=torch.float64)
+    coeffs = randn((B, K, n_max, r), generator, torch.float64, "cpu")
     coeffs = coeffs * (torch.arange(n_max)[None, :] < n_of[:, None])[:, None, :, None]
     X = torch.einsum("bkdr,bknr->bknd", bases, coeffs).reshape(B, K * n_max, d)
     return X, bases
@@ -156,7 +97,7 @@ def fit_subspaces(
         C = X.transpose(1, 2) @ X
         return top_eigenvectors(C, col_mask.shape[-1])[:, None] * col_mask[:, :, None, :]
     if method == "ksubspaces":
-        return ksubspaces_batched(X, col_mask, restarts=restarts or 3, generator=generator)[0]
+        return k_subspaces_batched(X, col_mask, restarts=restarts or 3, generator=generator)[0]
     # K > 1: a large step size lets restarts escape collapsed solutions (both bases on one subspace). Measured on
     # d = 48, r <= 6, N <= 10, 3 trials, 16 restarts x 600 steps: agreement with K-subspaces 80 % of cells at
     # lr 0.05, 87 % at 0.2, 93 % at 0.5.
@@ -185,7 +126,7 @@ def fit_dae_batched(
         model, data, steps=steps, lr=lr, draws=draws, generator=generator, progress=False, sigma_range=sigma_range
     )
     with torch.no_grad():
-        fixed_noise = torch.Generator().manual_seed(0)
+        fixed_noise = stream(0)
         final = dae_loss(model, data, fixed_noise, 16, sigma_range, per_model=True)
     best = final.reshape(B, restarts).argmin(1) + torch.arange(B) * restarts
     return model.bases[best].to(X.dtype)
@@ -209,8 +150,8 @@ def phase_transition(
 
     ``method`` is ``"pca"`` (``K`` must be 1), ``"ksubspaces"`` or ``"dae"`` (the MoLRG-parameterized DAE trained by
     :func:`~lowdim.dae.train_dae`, all data sets of one rank as one stacked model); see the module docstring for
-    the data and the success criterion. Each row (rank) is an independently seeded sub-sweep (see
-    :func:`row_generators`), so the same seed gives the same sweep and a sweep over the first ranks reproduces those
+    the data and the success criterion. Each row (rank) is an independently seeded sub-sweep (one child stream
+    of ``generator`` per row), so the same seed gives the same sweep and a sweep over the first ranks reproduces those
     rows; within a row all trials and sample sizes run batched, in chunks of ``chunk_size`` (one stacked DAE for
     ``"dae"``).
     """
@@ -230,9 +171,7 @@ def phase_transition(
         )
     generator = check_generator(generator)
     rows = []
-    for r, g in tqdm(
-        list(zip(ranks, row_generators(generator, len(ranks)))), desc=f"{method} sweep", disable=not progress
-    ):
+    for r, g in tqdm(list(zip(ranks, spawn(generator, len(ranks)))), desc=f"{method} sweep", disable=not progress):
         X, truth = sweep_data(d, K, r, sample_sizes, trials, g)
         col_mask = torch.ones(len(X), K, r, dtype=torch.bool)
         size = len(X) if method == "dae" else chunk_size  # one stacked DAE per row; chunks bound memory otherwise
@@ -242,5 +181,5 @@ def phase_transition(
             est = fit_subspaces(method, X[sl], col_mask[sl], g, restarts, steps)
             errors.append(batched_recovery_error(est, truth[sl], col_mask[sl]))
         rows.append(torch.cat(errors).reshape(len(sample_sizes), trials))
-    errors = torch.stack(rows).numpy()
+    errors = torch.stack(rows).cpu().numpy()
     return PhaseTransition(method, d, K, list(ranks), list(sample_sizes), errors, threshold)

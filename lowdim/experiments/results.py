@@ -1,0 +1,60 @@
+"""What every study result shares: saving to and loading from a safe ``.npz`` file, and reading off the training-set
+size at which a condition starts to hold."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+
+class NpzResult:
+    """Mixin for a dataclass of plain fields (``int``, ``float``, ``str``, lists of numbers or strings, arrays):
+    :meth:`save` writes each field as one array of a compressed ``.npz`` file and :meth:`load` reads it back with
+    ``allow_pickle=False``, converting each array to its field's annotated type."""
+
+    def save(self, path: str | Path) -> None:
+        """Write every field to ``path`` (``.npz``, plain arrays, no pickle)."""
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        for name, value in arrays.items():
+            if value.dtype == object:
+                raise TypeError(f"field {name} must hold numbers or strings to be saved without pickle")
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a file written by :meth:`save` (``allow_pickle=False``)."""
+        values = {}
+        with np.load(path, allow_pickle=False) as f:
+            for field in dataclasses.fields(cls):
+                array, kind = f[field.name], str(field.type)
+                if kind.startswith("list"):
+                    values[field.name] = array.tolist()
+                elif kind in ("int", "float", "str"):
+                    values[field.name] = {"int": int, "float": float, "str": str}[kind](array)
+                else:
+                    values[field.name] = array
+        return cls(**values)
+
+
+def smallest_size(sizes: Sequence[int], holds: np.ndarray, sustained: bool = True) -> np.ndarray:
+    """For each row of ``holds`` ``(R, len(sizes))`` (a condition per training-set size, sizes increasing), the
+    smallest size at which the condition holds: with ``sustained`` the size from which on it holds at every larger
+    size, otherwise the first size at which it holds. NaN where there is none. Returns ``(R,)`` floats."""
+    holds = np.atleast_2d(np.asarray(holds, dtype=bool))
+    if holds.shape[-1] != len(sizes):
+        raise ValueError(f"holds must have {len(sizes)} columns (one per size), got shape {holds.shape}")
+    out = np.full(len(holds), np.nan)
+    for i, row in enumerate(holds):
+        if sustained:
+            fails = np.nonzero(~row)[0]
+            start = 0 if len(fails) == 0 else fails[-1] + 1
+        else:
+            hits = np.nonzero(row)[0]
+            start = hits[0] if len(hits) else len(sizes)
+        if start < len(sizes):
+            out[i] = sizes[start]
+    return out
