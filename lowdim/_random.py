@@ -62,7 +62,8 @@ def stream(seed: int) -> torch.Generator:
 
 def spawn_seeds(generator: torch.Generator | None, n: int, bound: int = SEED_BOUND) -> list[int]:
     """``n`` child seeds, successive draws uniform on ``[0, bound)`` from ``generator`` (advancing it)."""
-    return [int(torch.randint(0, bound, (1,), generator=generator)) for _ in range(n)]
+    device = generator.device if generator is not None else "cpu"
+    return [int(torch.randint(0, bound, (1,), generator=generator, device=device)) for _ in range(n)]
 
 
 def spawn(generator: torch.Generator | None, n: int) -> list[torch.Generator]:
@@ -82,13 +83,14 @@ def drawing_from(generator: torch.Generator | None) -> Iterator[None]:
 
     ``generator`` advances by what the block drew, as if the block had drawn from it directly; ``None`` leaves the
     global generator in charge. A fresh ``stream(s)`` gives the block exactly the numbers it would draw after
-    ``torch.manual_seed(s)``.
+    ``torch.manual_seed(s)``. A generator on another device lends the child stream of one draw from it (layer
+    initialization draws on the CPU).
     """
     if generator is None:
         yield
         return
     if generator.device.type != "cpu":
-        raise ValueError(f"generator must be a CPU generator here (layer initialization), got {generator.device}")
+        generator = spawn(generator, 1)[0]
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.set_state(generator.get_state())
         yield

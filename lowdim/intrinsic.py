@@ -2,12 +2,14 @@ r"""Intrinsic dimension of a point cloud: PCA (linear) and the Levina--Bickel ma
 
 **PCA.** With :math:`s_1 \ge s_2 \ge \dots` the singular values of the centered data matrix
 :math:`X - \bar x` (items flattened to rows), the explained-variance fractions are
-:math:`\lambda_i = s_i^2 / \sum_j s_j^2` and the PCA dimension at level ``energy`` is
+:math:`\lambda_i = s_i^2 / \sum_j s_j^2` and the PCA dimension at the level ``variance`` is
 
 .. math::
-    \hat r = \min\Big\{k :\ \sum_{i\le k} s_i^2 \ \ge\ \mathrm{energy}\cdot \sum_i s_i^2\Big\},
+    \hat r = \min\Big\{k :\ \sum_{i\le k} s_i^2 \ \ge\ \mathrm{variance}\cdot \sum_i s_i^2\Big\},
 
-i.e. ``energy`` is a fraction of the *variance* (squared singular values), not of the singular values.
+i.e. ``variance`` is a fraction of the *variance* (squared singular values), not of the singular values. (The
+Jacobian's rank "by energy", :func:`~lowdim.effective_rank`, is set by a fraction of the norm instead: level
+``energy`` keeps :math:`\mathrm{energy}^2` of the squared singular values.)
 
 **MLE** (Levina & Bickel 2004, with the MacKay & Ghahramani 2005 correction). With :math:`T_j(x)` the distance
 from :math:`x` to its :math:`j`-th nearest other point,
@@ -66,25 +68,25 @@ def pca_spectrum(X: Tensor) -> Tensor:
     return s2 / total if total > 0 else torch.zeros_like(s2)
 
 
-def pca_dimension(X: Tensor, energy: float = 0.99) -> int:
-    r"""Smallest :math:`k` with :math:`\sum_{i\le k} s_i^2 \ge \mathrm{energy}\sum_i s_i^2` (PCA, variance fraction).
+def pca_dimension(X: Tensor, variance: float = 0.99) -> int:
+    r"""Smallest :math:`k` with :math:`\sum_{i\le k} s_i^2 \ge \mathrm{variance}\sum_i s_i^2` (PCA, variance fraction).
 
     ``X``: ``(N, *shape)``; :math:`s_i` are the singular values of the centered ``(N, D)`` data matrix, so
-    ``energy`` is the fraction of the total *variance* kept (``energy=0.99`` keeps 99% of
-    :math:`\sum_i s_i^2`; it is not applied to :math:`s_i`). ``energy`` must lie in ``(0, 1]``; ``energy=1``
+    ``variance`` is the fraction of the total *variance* kept (``variance=0.99`` keeps 99% of
+    :math:`\sum_i s_i^2`; it is not applied to :math:`s_i`). ``variance`` must lie in ``(0, 1]``; ``variance=1``
     counts every direction with nonzero variance, rounding noise included. Returns 0 when every item is the same.
     """
-    if isinstance(energy, bool) or not isinstance(energy, (int, float)):
-        raise TypeError(f"energy must be a number, got {type(energy).__name__}")
-    if not (math.isfinite(energy) and 0 < energy <= 1):
-        raise ValueError(f"energy must lie in (0, 1], got {energy}")
+    if isinstance(variance, bool) or not isinstance(variance, (int, float)):
+        raise TypeError(f"variance must be a number, got {type(variance).__name__}")
+    if not (math.isfinite(variance) and 0 < variance <= 1):
+        raise ValueError(f"variance must lie in (0, 1], got {variance}")
     s2 = _squared_singular_values(X)
     cumulative = torch.cumsum(s2, 0)
     total = cumulative[-1]
     if total <= 0:
         return 0
     # cumulative is nondecreasing and its last entry is the total, so the count below is at most len - 1.
-    return int((cumulative < energy * total).sum().item()) + 1
+    return int((cumulative < variance * total).sum().item()) + 1
 
 
 def _knn_distances(X: Tensor, k: int, chunk_size: int | None = None) -> Tensor:

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
-import torch.autograd.forward_ad as fwAD
 
 with warnings.catch_warnings():
     # On first use, forward-mode AD registers decompositions through torch.jit.script, which torch 2.13 deprecates
@@ -111,8 +110,8 @@ class BatchedJacobian:
     ``vjp(Y)``: ``(B, m, j) → (B, d, j)``, :math:`J^\\top Y`, one plain reverse pass.
     ``jvp(V)``: ``(B, d, j) → (B, m, j)``, :math:`JV`, one reverse pass through the graph of :math:`u \\mapsto
     J^\\top u` (double backward; it is linear in :math:`u`, so its own reverse pass with cotangent :math:`V` gives
-    :math:`JV`). On this CPU that was twice as fast as forward mode through dual tensors for a U-Net; a network
-    without double backward falls back to dual tensors, and ``forward_mode=True`` uses them from the start (one pass
+    :math:`JV`). On this CPU that was twice as fast as forward mode (:func:`torch.func.jvp`) for a U-Net; a network
+    without double backward falls back to forward mode, and ``forward_mode=True`` uses it from the start (one pass
     per product, no graphs: cheaper for a single product). ``j ≤ k``: fewer vectors are padded with zeros.
     ``passes`` counts network passes, one per copy per forward or reverse pass (graph building included).
     """
@@ -163,10 +162,10 @@ class BatchedJacobian:
                 return self._jvp_double_backward(V)
             except RuntimeError:  # an op without a double-backward formula: forward mode instead
                 self._dual, self._transposed = True, None
-        with torch.no_grad(), fwAD.dual_level():
-            out = self._g(fwAD.make_dual(self._copies, self._stack(V, self.shape)))
-            self.passes += self.k
-            return self._unstack(fwAD.unpack_dual(out).tangent, V.shape[-1])
+        with torch.no_grad():
+            _, tangent = torch.func.jvp(self._g, (self._copies,), (self._stack(V, self.shape),))
+        self.passes += self.k
+        return self._unstack(tangent, V.shape[-1])
 
     def _jvp_double_backward(self, V: Tensor) -> Tensor:
         if self._transposed is None:
@@ -202,7 +201,7 @@ def frobenius_sq(
     generator: torch.Generator | None = None, deflate: Tensor | None = None,
 ) -> Tensor:  # fmt: skip
     r"""Unbiased estimate ``(B,)`` of :math:`\|J\|_F^2 = \mathbb E_z\|Jz\|^2`, :math:`z\sim\mathcal N(0, I_d)`
-    (Hutchinson), from ``probes`` Jacobian–vector products per item in one forward-mode pass (dual tensors). Its
+    (Hutchinson), from ``probes`` Jacobian–vector products per item in one forward-mode pass (:func:`torch.func.jvp`). Its
     relative standard deviation is at most :math:`\sqrt{2/\text{probes}}`, less when the spectrum is spread over many
     directions.
 
@@ -357,7 +356,9 @@ def jacobian_svd(
 
 def effective_rank(S: Tensor, energy: float = 0.99, total: Tensor | None = None) -> Tensor:
     r"""Smallest :math:`r` with :math:`\sum_{i\le r}\sigma_i^2 \ge \text{energy}^2 \sum_i \sigma_i^2`, per row of
-    ``S`` ``(..., k)`` (singular values in descending order).
+    ``S`` ``(..., k)`` (singular values in descending order): ``energy`` is the fraction of the *norm*
+    :math:`(\sum_i\sigma_i^2)^{1/2}` kept, as in the tutorial's rank at 0.99 (for a fraction of the variance, as
+    in PCA, pass its square root). The same ``energy`` means the same everywhere in :mod:`lowdim`.
 
     ``total`` ``(...)`` replaces :math:`\sum_i\sigma_i^2` when ``S`` holds only the top ``k`` values (e.g.
     :math:`\|J\|_F^2`); a row whose top ``k`` do not reach the energy gets ``k + 1``, read "more than ``k``".
@@ -389,9 +390,8 @@ def linearity(
         raise ValueError(f"direction must have x's shape {tuple(x.shape)}, got {tuple(direction.shape)}")
     lambdas = check_tensor(torch.as_tensor(lambdas, dtype=x.dtype, device=x.device), "lambdas")
     g = _bind_time(f, t)
-    with torch.no_grad(), fwAD.dual_level():
-        out = g(fwAD.make_dual(x, direction))
-        fx, Jdx = fwAD.unpack_dual(out).primal.reshape(len(x), -1), fwAD.unpack_dual(out).tangent.reshape(len(x), -1)
+    with torch.no_grad():
+        fx, Jdx = (z.reshape(len(x), -1) for z in torch.func.jvp(g, (x,), (direction,)))
     ratios, cosines = [], []
     with torch.no_grad():
         for lam in lambdas:

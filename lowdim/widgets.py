@@ -151,7 +151,8 @@ def subspace_cell_frame(K: int = 1, r: int = 4, n: int = 4, d: int = 48, seed: i
     for i, (name, est) in enumerate(found.items()):
         cos = torch.cat([principal_cosines(est[0, a], truth[0, b]) for a, b in match_subspaces(est[0], truth[0])])
         err = subspace_recovery_error(list(est[0]), list(truth[0]))
-        ax.bar(torch.arange(1, K * r + 1) + (i - 0.5) * width, cos, width, label=f"{name} (error {err:.2f})")
+        ax.bar((torch.arange(1, K * r + 1) + (i - 0.5) * width).numpy(), cos.cpu().numpy(), width,
+               label=f"{name} (error {err:.2f})")  # fmt: skip
     for k in range(1, K):
         ax.axvline(k * r + 0.5, color="k", lw=0.5)
     ax.set(

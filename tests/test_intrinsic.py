@@ -64,17 +64,17 @@ def test_pca_dimension_exact_on_noise_free_subspace(r):
 def test_pca_dimension_with_small_noise(r):
     x = subspace_data(1000, r, 30, seed=10 + r, noise=1e-3)
     assert pca_dimension(x, 0.99) == r
-    # Noise makes the spectrum full rank: at energy 1 all 30 directions count (the test can fail).
+    # Noise makes the spectrum full rank: at variance 1 all 30 directions count (the test can fail).
     assert pca_dimension(x, 1.0) == 30
 
 
-def test_pca_energy_is_a_variance_fraction():
+def test_pca_level_is_a_variance_fraction():
     # Centered points +-a e1, +-b e2 with a^2 = 0.95, b^2 = 0.05: variance fractions exactly 0.95 and 0.05.
     a, b = math.sqrt(0.95), math.sqrt(0.05)
     x = torch.tensor([[a, 0.0], [-a, 0.0], [0.0, b], [0.0, -b]])
     np.testing.assert_allclose(pca_spectrum(x).numpy(), [0.95, 0.05], rtol=0, atol=1e-14)
     assert pca_dimension(x, 0.94) == 1
-    assert pca_dimension(x, 0.96) == 2  # would be 1 if energy were applied to singular values (0.96**2 < 0.95)
+    assert pca_dimension(x, 0.96) == 2  # would be 1 if the level were applied to singular values (0.96**2 < 0.95)
 
 
 def test_pca_spectrum_matches_covariance_eigenvalues():
@@ -213,11 +213,11 @@ CASES = [
     (lambda: mle_dimension(np.zeros((20, 3)), k=5), TypeError, "X"),
     (lambda: mle_dimension_per_point(X, k=1), ValueError, "k"),
     (lambda: mle_dimension_per_point(torch.full((20, 3), math.inf), k=5), ValueError, "X"),
-    (lambda: pca_dimension(X, energy=0.0), ValueError, "energy"),
-    (lambda: pca_dimension(X, energy=1.5), ValueError, "energy"),
-    (lambda: pca_dimension(X, energy=-0.1), ValueError, "energy"),
-    (lambda: pca_dimension(X, energy=math.nan), ValueError, "energy"),
-    (lambda: pca_dimension(X, energy="0.9"), TypeError, "energy"),
+    (lambda: pca_dimension(X, variance=0.0), ValueError, "variance"),
+    (lambda: pca_dimension(X, variance=1.5), ValueError, "variance"),
+    (lambda: pca_dimension(X, variance=-0.1), ValueError, "variance"),
+    (lambda: pca_dimension(X, variance=math.nan), ValueError, "variance"),
+    (lambda: pca_dimension(X, variance="0.9"), TypeError, "variance"),
     (lambda: pca_dimension(torch.full((20, 3), math.nan)), ValueError, "X"),
     (lambda: pca_spectrum(torch.zeros(20, dtype=torch.float64)), ValueError, "X"),
     (lambda: pca_spectrum(torch.zeros(4, 3, dtype=torch.long)), TypeError, "X"),

@@ -4,6 +4,7 @@ size at which a condition starts to hold."""
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
@@ -30,14 +31,25 @@ class NpzResult:
         values = {}
         with np.load(path, allow_pickle=False) as f:
             for field in dataclasses.fields(cls):
-                array, kind = f[field.name], str(field.type)
-                if kind.startswith("list"):
+                array, kind = f[field.name], _kind(field.type)
+                if kind == "list":
                     values[field.name] = array.tolist()
-                elif kind in ("int", "float", "str"):
-                    values[field.name] = {"int": int, "float": float, "str": str}[kind](array)
+                elif kind in SCALARS:
+                    values[field.name] = SCALARS[kind](array)
                 else:
                     values[field.name] = array
         return cls(**values)
+
+
+SCALARS = {"int": int, "float": float, "str": str}
+
+
+def _kind(annotation) -> str:
+    """``"list"``, ``"int"``, ``"np.ndarray"``...: the outer type an annotation names, whether it is a string (with
+    ``from __future__ import annotations``) or a type."""
+    if isinstance(annotation, str):
+        return annotation.split("[")[0].strip()
+    return getattr(typing.get_origin(annotation) or annotation, "__name__", "")
 
 
 def smallest_size(sizes: Sequence[int], holds: np.ndarray, sustained: bool = True) -> np.ndarray:
