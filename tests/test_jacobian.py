@@ -274,9 +274,10 @@ def test_top_k_ranks_flag_a_flat_spectrum_once_the_space_holds_k_columns(monkeyp
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_jacobian_kernel_runs_unchanged_on_cuda():
-    torch.manual_seed(0)
-    f = UNetDenoiser((2, 4, 4), ld.VP(), channels=(4, 8)).cuda()
-    x = torch.randn(3, 2, 4, 4, device="cuda")
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()]):  # the CUDA generator too
+        torch.manual_seed(0)
+        f = UNetDenoiser((2, 4, 4), ld.VP(), channels=(4, 8)).cuda()
+        x = torch.randn(3, 2, 4, 4, device="cuda")
     J = jacobian(f, x, 0.5)
     assert J.device.type == "cuda"
     torch.testing.assert_close(J.cpu(), jacobian(f.cpu(), x.cpu(), 0.5), atol=1e-8, rtol=1e-6)

@@ -94,7 +94,6 @@ def test_tweedie_both_ways_is_identity(schedule):
     scale=st.floats(1e-3, 1e4),
 )
 def test_weights_lie_in_simplex(seed, t, scale):
-    torch.set_default_dtype(torch.float64)
     model = ld.random_molrg(12, 3, [2, 3, 4], generator=gen(seed), weights=[0.2, 0.5, 0.3])
     x = scale * torch.randn(6, 12, generator=gen(seed + 1))
     for schedule in SCHEDULES:

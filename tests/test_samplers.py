@@ -12,8 +12,8 @@ D_AMBIENT, RANK = 20, 4
 
 @pytest.fixture(scope="module")
 def gaussian():
-    torch.set_default_dtype(torch.float64)
-    return ld.random_molrg(D_AMBIENT, 1, RANK, generator=gen(0))
+    # module-scoped, so it is set up before the autouse float64 fixture: ask for float64 rather than set the default
+    return ld.random_molrg(D_AMBIENT, 1, RANK, generator=gen(0), dtype=torch.float64)
 
 
 def moments(x, U):

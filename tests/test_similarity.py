@@ -23,8 +23,24 @@ def test_fourier_embedding_cosine_is_the_gaussian_kernel():
     exact = torch.exp(-(rms**2) / (2 * tau**2))
     assert (got - exact).abs().max() < 0.04
     assert (got - exact).abs().mean() < 0.012
-    # the 0.6 threshold sits at RMS = tau * sqrt(2 log(1/0.6)) = 1.0107 tau
-    assert math.isclose(tau * math.sqrt(2 * math.log(1 / 0.6)), 0.10107, rel_tol=1e-4)
+
+
+def test_scores_call_a_copy_where_the_gaussian_kernel_exceeds_0_6():
+    # the scores' decision against the exact kernel exp(-RMS^2 / 2 tau^2) > 0.6 (i.e. RMS < 1.0107 tau), not the
+    # embedding: 100 pairs at RMS < 0.9 tau (kernel > 0.667) and 200 at RMS in (1.1, 2.1) tau (kernel < 0.546), so
+    # the features' error (< 0.03 per pair with 8192 of them) cannot flip a decision. Training points lie ~8 tau apart.
+    d, tau = 64, 0.1
+    embed = RandomFourierEmbedding(d, rms=tau)
+    x = torch.rand(300, d, generator=gen(2)) * 2 - 1
+    rms = tau * torch.cat([0.9 * torch.rand(100, generator=gen(3)), 1.1 + torch.rand(200, generator=gen(4))])
+    direction = torch.nn.functional.normalize(torch.randn(300, d, generator=gen(5)), dim=1)
+    y = x + rms[:, None] * math.sqrt(d) * direction
+    copies = torch.exp(-(rms**2) / (2 * tau**2)) > 0.6
+    assert int(copies.sum()) == 100
+    assert rp_score(x, y, embed=embed) == 1 / 3
+    assert gl_score(y, x, embed=embed) == 2 / 3
+    best, idx = max_similarity(y, x, embed)
+    assert torch.equal(best > 0.6, copies) and torch.equal(idx[copies], torch.arange(100))
 
 
 @pytest.mark.parametrize("embed", [None, RandomFourierEmbedding(3 * 8 * 8, rms=0.1)])
