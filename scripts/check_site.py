@@ -1,5 +1,6 @@
-"""Check the built site: no raw MyST syntax leaked into the text, no asset loaded from another host, and every
-chapter page carries its figures and a saved widget. Run by `make book` after the build; exits 1 on a problem."""
+"""Check the built site: no raw MyST syntax leaked into the text, no asset loaded from another host, every chapter
+page carries its figures and a saved widget, and the API page has an entry for every name of ``lowdim.__all__``.
+Run by `make book` after the build; exits 1 on a problem."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-RAW_MYST = re.compile(r"\{(prf:\w+|exercise|solution|math|glue:?\w*|eq|cite|doc|code-cell)\}|^`{3,}\{", re.M)
+RAW_MYST = re.compile(r"\{(prf:\w+|py:\w+|exercise|solution|math|glue:?\w*|eq|cite|doc|code-cell)\}|^`{3,}\{", re.M)
 SKIP = {"script", "style", "pre", "code", "textarea"}
 
 
@@ -20,9 +21,12 @@ class Page(HTMLParser):
         self.remote: list[str] = []
         self.images = 0
         self.widget_views = 0
+        self.ids: set[str] = set()
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
         if tag in SKIP:
             self.depth += 1
         if tag == "script" and (a.get("src") or "").startswith(("http:", "https:", "//")):
@@ -65,6 +69,14 @@ def main(site: Path) -> int:
             if page.widget_views == 0:
                 problems.append(f"{rel}: no saved widget")
             print(f"{rel}: {page.images} figures, {page.widget_views} widgets")
+        if rel == Path("book/api.html"):
+            import lowdim
+
+            missing = [name for name in lowdim.__all__ if f"lowdim.{name}" not in page.ids]
+            problems += [f"{rel}: no entry for lowdim.{name}" for name in missing]
+            print(f"{rel}: {len(lowdim.__all__) - len(missing)} of {len(lowdim.__all__)} public names")
+    if not (site / "book" / "api.html").is_file():
+        problems.append("no API page (book/api.html)")
     for p in problems:
         print("PROBLEM:", p)
     return 1 if problems else 0
