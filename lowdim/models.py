@@ -30,7 +30,7 @@ Tensor = torch.Tensor
 
 
 def schedule_config(schedule: Schedule) -> dict:
-    """``{"name": "VP", "beta_min": ..., ...}``: enough to rebuild ``schedule`` (see :func:`lowdim.checkpoints`)."""
+    """``{"name": "VP", "beta_min": ..., ...}``: enough to rebuild ``schedule`` (see :mod:`lowdim.checkpoints`)."""
     return {"name": type(schedule).__name__, **asdict(schedule)}
 
 
@@ -52,8 +52,8 @@ class PreconditionedDenoiser(nn.Module):
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
         """``D(x, t)`` for ``x`` of shape ``(B, *shape)`` (any shape with ``dim`` features per item) and ``t`` a float or ``(B,)``."""
-        # shapes and a float t are checked here; tensor values are not (a finiteness check is a host sync on a GPU,
-        # once per layer call): the public entry points (sampling, training, Jacobians) check their inputs once
+        # shapes and a float t are checked here, tensor values are not (reading them is a host sync on a GPU, at every
+        # call of the network): the public entry points (sampling, training, Jacobians) check their inputs once
         x = check_batch(x, "x", self.dim, finite=False)
         t = check_time(t, x, values=not isinstance(t, torch.Tensor))
         item = x.reshape(x.shape[0], *self.shape)

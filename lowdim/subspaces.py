@@ -147,7 +147,7 @@ def k_subspaces_batched(
     r"""K-subspaces on a stack of data sets ``X`` ``(B, N, d)``, all restarts run at once.
 
     ``col_mask`` ``(B, K, r_max)`` (bool) marks the basis columns in use: component ``k`` of data set ``b`` has rank
-    ``col_mask[b, k].sum()``. Each restart starts from a greedy seeding (see :func:`_greedy_init`) around a random
+    ``col_mask[b, k].sum()``. Each restart starts from a greedy seeding (see ``_greedy_init``) around a random
     first point and alternates
 
     1. assignment :math:`k_i = \arg\max_k \|U_k^\top x^{(i)}\|^2`;
