@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import torch
 
-from ._random import rand, randint, randperm, stream
+from ._checks import check_generator
+from ._random import rand, randint, randperm
 
 Tensor = torch.Tensor
 
 
-def digits(dtype: torch.dtype | None = None, shuffle: int | None = None) -> tuple[Tensor, Tensor]:
+def digits(
+    dtype: torch.dtype | None = None, shuffle: bool = False, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images), pixel values 0..16 mapped to [-1, 1].
 
-    Returns ``(images, labels)`` with shapes ``(1797, 1, 8, 8)`` and ``(1797,)``, in scikit-learn's order, or
-    permuted by ``torch.randperm(1797, generator=torch.Generator().manual_seed(shuffle))`` when ``shuffle`` is an
-    int (so a training set can be its first N images and the rest held out).
+    Returns ``(images, labels)`` with shapes ``(1797, 1, 8, 8)`` and ``(1797,)``, in scikit-learn's order, or with
+    ``shuffle`` permuted by ``torch.randperm(1797, generator=generator)`` (so a training set can be its first N
+    images and the rest held out).
     """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=dtype or torch.get_default_dtype()) / 8.0 - 1.0
     images, labels = images.unsqueeze(1), torch.as_tensor(bunch.target, dtype=torch.long)
-    if shuffle is not None:
-        order = randperm(len(images), stream(shuffle))
+    if shuffle:
+        order = randperm(len(images), check_generator(generator))
         images, labels = images[order], labels[order]
     return images, labels
 

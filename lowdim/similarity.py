@@ -26,8 +26,8 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from ._checks import check_batch, check_positive, check_positive_int
-from ._random import rand, randn, stream
+from ._checks import check_batch, check_generator, check_positive, check_positive_int
+from ._random import rand, randn
 
 Tensor = torch.Tensor
 Embedding = Callable[[Tensor], Tensor]
@@ -40,14 +40,17 @@ class RandomFourierEmbedding:
 
     :math:`\langle\phi(x), \phi(y)\rangle \to \exp(-\|x - y\|^2/2h^2)` as ``features`` grows, and
     :math:`\|\phi(x)\|^2 \to 1`, so the cosine similarity is the Gaussian kernel (module docstring). The random
-    draw is fixed by ``seed``, so every score made with the same arguments uses the same :math:`\phi`.
+    draw of :math:`W, b` comes from ``generator`` once, at construction: scores made with one embedding all use the
+    same :math:`\phi`, and two embeddings built from equally seeded generators are the same.
     """
 
-    def __init__(self, dim: int, rms: float = 0.1, features: int = 8192, seed: int = 0) -> None:
+    def __init__(
+        self, dim: int, rms: float = 0.1, features: int = 8192, generator: torch.Generator | None = None
+    ) -> None:
         self.dim = check_positive_int(dim, "dim")
         self.rms = check_positive(rms, "rms")
         self.features = check_positive_int(features, "features")
-        g = stream(seed)
+        g = check_generator(generator)
         self._W = randn((dim, features), g, torch.float64, "cpu") / (self.rms * math.sqrt(dim))
         self._b = 2 * math.pi * rand(features, g, torch.float64, "cpu")
 

@@ -14,7 +14,7 @@ from .conftest import gen
 def test_fourier_embedding_cosine_is_the_gaussian_kernel():
     # cos(phi(x), phi(y)) -> exp(-RMS(x - y)^2 / (2 tau^2)); with 8192 features the error is O(1/90)
     d, tau = 64, 0.1
-    embed = RandomFourierEmbedding(d, rms=tau)
+    embed = RandomFourierEmbedding(d, rms=tau, generator=gen(0))
     x = torch.rand(200, d, generator=gen(0)) * 2 - 1
     rms = torch.linspace(0, 0.3, 200)
     direction = torch.nn.functional.normalize(torch.randn(200, d, generator=gen(1)), dim=1)
@@ -30,7 +30,7 @@ def test_scores_call_a_copy_where_the_gaussian_kernel_exceeds_0_6():
     # embedding: 100 pairs at RMS < 0.9 tau (kernel > 0.667) and 200 at RMS in (1.1, 2.1) tau (kernel < 0.546), so
     # the features' error (< 0.03 per pair with 8192 of them) cannot flip a decision. Training points lie ~8 tau apart.
     d, tau = 64, 0.1
-    embed = RandomFourierEmbedding(d, rms=tau)
+    embed = RandomFourierEmbedding(d, rms=tau, generator=gen(0))
     x = torch.rand(300, d, generator=gen(2)) * 2 - 1
     rms = tau * torch.cat([0.9 * torch.rand(100, generator=gen(3)), 1.1 + torch.rand(200, generator=gen(4))])
     direction = torch.nn.functional.normalize(torch.randn(300, d, generator=gen(5)), dim=1)
@@ -43,7 +43,7 @@ def test_scores_call_a_copy_where_the_gaussian_kernel_exceeds_0_6():
     assert torch.equal(best > 0.6, copies) and torch.equal(idx[copies], torch.arange(100))
 
 
-@pytest.mark.parametrize("embed", [None, RandomFourierEmbedding(3 * 8 * 8, rms=0.1)])
+@pytest.mark.parametrize("embed", [None, RandomFourierEmbedding(3 * 8 * 8, rms=0.1, generator=gen(0))])
 def test_rp_is_one_for_identical_and_zero_for_independent_noise(embed):
     x = torch.randn(500, 3, 8, 8, generator=gen(0))
     assert rp_score(x, x.clone(), embed=embed) == 1.0
@@ -69,7 +69,7 @@ def test_gl_of_the_empirical_denoisers_samples_is_near_zero():
     x_T = ld.sample_prior(schedule, (200, 96), generator=gen(7))
     samples = ld.sample(ld.EmpiricalDenoiser(train).denoiser(schedule), x_T, schedule, steps=40)
     assert gl_score(samples, train) <= 0.05
-    assert gl_score(samples, train, embed=RandomFourierEmbedding(96, rms=0.1)) <= 0.05
+    assert gl_score(samples, train, embed=RandomFourierEmbedding(96, rms=0.1, generator=gen(0))) <= 0.05
 
 
 def test_gl_of_the_teachers_own_samples_is_near_one():
@@ -78,7 +78,7 @@ def test_gl_of_the_teachers_own_samples_is_near_one():
     x_T = ld.sample_prior(schedule, (200, 96), generator=gen(7))
     samples = ld.sample(teacher.denoiser(schedule), x_T, schedule, steps=40)
     assert gl_score(samples, train) >= 0.95
-    assert gl_score(samples, train, embed=RandomFourierEmbedding(96, rms=0.1)) >= 0.95
+    assert gl_score(samples, train, embed=RandomFourierEmbedding(96, rms=0.1, generator=gen(0))) >= 0.95
 
 
 def test_scores_validate_their_inputs():
@@ -92,7 +92,7 @@ def test_scores_validate_their_inputs():
     with pytest.raises(ValueError, match="^x"):
         RandomFourierEmbedding(5)(x)
     with pytest.raises(ValueError, match="^rms"):
-        RandomFourierEmbedding(4, rms=0.0)
+        RandomFourierEmbedding(4, rms=0.0, generator=gen(0))
 
 
 def test_reproducibility_sweep_regimes_and_round_trip(tmp_path):
