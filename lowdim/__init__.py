@@ -10,7 +10,7 @@ does not load. ``pyproject.toml``'s import contracts (checked by the tests) keep
 from .checkpoints import load_checkpoint, save_checkpoint
 from .covering import expected_nn_distance, nn_distance
 from .dae import LowRankDAE, train_dae
-from .data import digits, render_shapes, shapes
+from .data import digits, render_scenes, render_shapes, scenes, shapes
 from .denoisers import (
     ClosedFormDenoiser,
     EmpiricalDenoiser,
@@ -21,13 +21,14 @@ from .denoisers import (
     denoiser_agreement,
     denoising_mse,
 )
+from .editing import EditDirections, edit_directions, loco_edit, project_off, step_along
 from .experiments import PhaseTransition, data_path, phase_transition, rank_ratio  # the studies' most used names
 from .intrinsic import mle_dimension, pca_dimension, pca_spectrum
 from .jacobian import ClosedFormJacobian, effective_rank, jacobian, jacobian_svd, linearity
 from .models import MLPDenoiser, UNetDenoiser, build_denoiser
 from .molrg import MoLRG, fit_molrg_denoiser, random_molrg
 from .pfd import pf_distance
-from .samplers import sample, sample_prior, time_grid
+from .samplers import invert, sample, sample_prior, time_grid
 from .schedules import VE, VP, Schedule
 from .sde import perturb, simulate_forward_sde
 from .similarity import RandomFourierEmbedding, gl_score, rp_score
@@ -40,6 +41,7 @@ __all__ = [
     "VP",
     "ClosedFormDenoiser",
     "ClosedFormJacobian",
+    "EditDirections",
     "EmpiricalDenoiser",
     "LowRankDAE",
     "PhaseTransition",
@@ -59,16 +61,19 @@ __all__ = [
     "denoising_mse",
     "digits",
     "dsm_loss",
+    "edit_directions",
     "effective_rank",
     "ema_model",
     "expected_nn_distance",
     "fit_denoiser",
     "fit_molrg_denoiser",
     "gl_score",
+    "invert",
     "jacobian",
     "jacobian_svd",
     "k_subspaces",
     "linearity",
+    "loco_edit",
     "load_checkpoint",
     "mle_dimension",
     "nn_distance",
@@ -79,16 +84,20 @@ __all__ = [
     "phase_transition",
     "perturb",
     "pf_distance",
+    "project_off",
     "random_molrg",
     "rank_ratio",
+    "render_scenes",
     "render_shapes",
     "rp_score",
     "sample",
     "sample_prior",
+    "scenes",
     "save_checkpoint",
     "score_from_denoiser",
     "shapes",
     "simulate_forward_sde",
+    "step_along",
     "subspace_distance",
     "subspace_recovery_error",
     "time_grid",

@@ -82,11 +82,76 @@ def render_shapes(kind: Tensor, center: Tensor, radius: Tensor, colour: Tensor, 
             f"center, radius and colour must have shapes ({n}, 2), ({n},), ({n}, 3), got "
             f"{tuple(center.shape)}, {tuple(radius.shape)}, {tuple(colour.shape)}"
         )
+    return -1 + coverage(kind, center, radius, size)[:, None] * (colour[:, :, None, None] + 1)
+
+
+def coverage(kind: Tensor, center: Tensor, radius: Tensor, size: int = 32, margin: float = 0.0) -> Tensor:
+    r"""Fraction of each pixel covered by the shape, ``(n, size, size)`` in [0, 1]: :math:`\operatorname{clip}(\tfrac12
+    - s(p) + \text{margin}, 0, 1)` with :math:`s` the signed distance to the edge (:func:`shapes`); ``margin > 0``
+    grows the shape by that many pixels (a mask around an object). Factors as in :func:`render_shapes`."""
     pixel = torch.arange(size, dtype=center.dtype, device=center.device) + 0.5
     dx = pixel[None, None, :] - center[:, 0, None, None]  # (n, 1, size): varies along the width
     dy = pixel[None, :, None] - center[:, 1, None, None]  # (n, size, 1): varies along the height
-    disc = (dx**2 + dy**2).sqrt()
+    r2 = dx**2 + dy**2
+    disc = torch.where(r2 > 0, torch.where(r2 > 0, r2, 1.0).sqrt(), 0.0)  # the same values, no NaN gradient at r = 0
     square = torch.maximum(dx.abs(), dy.abs())
     edge = torch.where(kind[:, None, None] == 0, disc, square) - radius[:, None, None]
-    cover = (0.5 - edge).clamp(0, 1)  # (n, size, size)
-    return -1 + cover[:, None] * (colour[:, :, None, None] + 1)
+    return (0.5 - edge + margin).clamp(0, 1)
+
+
+SCENE_RADIUS = (0.12, 0.2)  # object radii (a square's half side) as fractions of the image size
+SCENE_GAP = 2.0  # pixels between the two objects' bounding squares, at least
+
+
+def scenes(
+    n: int, size: int = 32, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+) -> tuple[Tensor, dict[str, Tensor]]:
+    r"""``n`` RGB scenes ``(n, 3, size, size)`` in [-1, 1] with two objects each on a black background: the test bed
+    of local edits, where editing one object must leave the other unchanged.
+
+    Each object is a disc or square as in :func:`shapes` with its own factors, drawn independently and uniformly:
+    ``kind``, ``radius`` in ``SCENE_RADIUS`` :math:`\cdot` ``size``, ``center`` with the whole object inside the frame,
+    ``colour`` in :math:`[-0.6, 1]^3`. Both centres are redrawn until the two bounding squares are at least
+    ``SCENE_GAP`` pixels apart, so the objects never touch and each pixel belongs to at most one.
+
+    Returns ``(images, latents)`` with ``latents`` a dict of ``kind (n, 2)``, ``center (n, 2, 2)``, ``radius (n, 2)``
+    and ``colour (n, 2, 3)`` (object ``j`` in ``[:, j]``); :func:`render_scenes` draws them.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise ValueError(f"size must be an int >= 16, got {size!r}")
+    generator = check_generator(generator)
+    dtype = dtype or torch.get_default_dtype()
+
+    def uniform(low: float, high: float, *shape: int, rows: int = n) -> Tensor:
+        return low + (high - low) * rand((rows, *shape), generator, dtype, "cpu")
+
+    kind = randint(len(SHAPE_KINDS), (n, 2), generator)
+    radius = uniform(SCENE_RADIUS[0] * size, SCENE_RADIUS[1] * size, 2)
+    colour = uniform(-0.6, 1.0, 2, 3)
+    center = radius[..., None] + 1 + uniform(0, 1, 2, 2) * (size - 2 - 2 * radius[..., None])
+    while True:
+        reach = radius.sum(1) + SCENE_GAP  # bounding squares apart along x or along y
+        clash = ((center[:, 0] - center[:, 1]).abs() <= reach[:, None]).all(1)
+        if not bool(clash.any()):
+            break
+        r = radius[clash, :, None]
+        center[clash] = r + 1 + uniform(0, 1, 2, 2, rows=int(clash.sum())) * (size - 2 - 2 * r)
+    return render_scenes(kind, center, radius, colour, size), {
+        "kind": kind, "center": center, "radius": radius, "colour": colour,
+    }  # fmt: skip
+
+
+def render_scenes(kind: Tensor, center: Tensor, radius: Tensor, colour: Tensor, size: int = 32) -> Tensor:
+    """Render the scenes of :func:`scenes` from their factors: ``kind (n, J)``, ``center (n, J, 2)``, ``radius (n, J)``,
+    ``colour (n, J, 3)`` for ``J`` objects → ``(n, 3, size, size)``: the background plus each object's contribution
+    (objects must not overlap). Differentiable in the continuous factors."""
+    n, J = kind.shape
+    if center.shape != (n, J, 2) or radius.shape != (n, J) or colour.shape != (n, J, 3):
+        raise ValueError(
+            f"center, radius and colour must have shapes ({n}, {J}, 2), ({n}, {J}), ({n}, {J}, 3), got "
+            f"{tuple(center.shape)}, {tuple(radius.shape)}, {tuple(colour.shape)}"
+        )
+    flat = render_shapes(kind.reshape(-1), center.reshape(-1, 2), radius.reshape(-1), colour.reshape(-1, 3), size)
+    return -1 + (flat + 1).reshape(n, J, 3, size, size).sum(1)

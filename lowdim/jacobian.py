@@ -315,8 +315,14 @@ def jacobian_svd(
     max_iters: int = 100,
     generator: torch.Generator | None = None,
     block: int | None = None,
+    mask: Tensor | None = None,
 ) -> JacobianSVD:
     r"""Top-``k`` singular triplets of the Jacobian of ``f`` at each item of ``x`` ``(B, *shape)``, matrix-free.
+
+    With ``mask`` (for an ``f`` whose output has ``x``'s shape, such as a denoiser): the triplets of the masked
+    Jacobian :math:`J_\Omega = P_\Omega J`, the rows of the outputs where ``mask`` is nonzero (:math:`\Omega`) and
+    zeros elsewhere. ``mask`` broadcasts to ``x``'s shape (one item's shape, e.g. ``(H, W)`` for every channel, or
+    ``(B, *shape)`` for one mask per item) and must select at least one output of every item.
 
     Block Krylov iteration on :math:`J^\top J` (the generalized power method that keeps every block it has made;
     Musco & Musco 2015): starting from a random orthonormal block :math:`Q_0` of ``block`` (default ``k``) columns,
@@ -344,14 +350,42 @@ def jacobian_svd(
     if block < k:
         raise ValueError(f"block must be at least k = {k}, got {block}")
     block = min(block, d)
+    rows = None if mask is None else output_mask(mask, x)
     closed_form = _closed_form(f, t)
     if closed_form is not None:
-        op: BatchedJacobian | _MatrixProducts = _MatrixProducts(closed_form(x, t))
+        J = closed_form(x, t)
+        op: BatchedJacobian | _MatrixProducts = _MatrixProducts(J if rows is None else J * rows.reshape(B, -1, 1))
     else:
-        op = BatchedJacobian(f, x, t, block)
+        op = BatchedJacobian(f if rows is None else _masked(f, rows), x, t, block)
     V0 = randn((B, d, block), generator, x.dtype, x.device)
     run = _block_krylov(op, V0, max_iters, min(d, 20 * block), _SubspaceSettled(k, tol))
     return JacobianSVD(run.U[..., :k], run.S[..., :k], run.V[..., :k], op.passes, run.iterations)
+
+
+def output_mask(mask: Tensor, x: Tensor) -> Tensor:
+    """``mask`` as 0/1 weights of ``x``'s shape and dtype (nonzero entries are 1): it must be a tensor that
+    broadcasts to ``x``'s shape ``(B, *shape)`` and selects at least one entry of every item."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    try:
+        rows = (mask != 0).to(dtype=x.dtype, device=x.device).expand(x.shape)
+    except RuntimeError:
+        raise ValueError(f"mask must broadcast to x's shape {tuple(x.shape)}, got shape {tuple(mask.shape)}") from None
+    empty = rows.reshape(len(x), -1).sum(1) == 0
+    if bool(empty.any()):
+        raise ValueError(f"mask selects no entry of item(s) {empty.nonzero()[:, 0].tolist()}")
+    return rows
+
+
+def _masked(f: Callable[..., Tensor], rows: Tensor) -> Callable[..., Tensor]:
+    """``(z, *t) -> rows ⊙ f(z, *t)``, with ``rows`` ``(B, *shape)`` repeated over stacked copies of the batch."""
+    batch = rows.shape[0]
+
+    def g(z: Tensor, *t) -> Tensor:
+        out = f(z, *t)
+        return out * rows.repeat(out.shape[0] // batch, *([1] * (out.dim() - 1)))
+
+    return g
 
 
 def effective_rank(S: Tensor, energy: float = 0.99, total: Tensor | None = None) -> Tensor:

@@ -87,11 +87,13 @@ def sample(
     *,
     t_grid: Tensor | None = None,
     t_min: float = 1e-3,
+    t_start: float = 1.0,
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
     progress: bool = False,
 ) -> Tensor:
-    r"""Integrate the reverse process from ``t_grid[0]`` (default 1) down to 0 and return :math:`x_0`.
+    r"""Integrate the reverse process from ``t_grid[0]`` (default ``t_start``, 1 unless given) down to 0 and return
+    :math:`x_0`; ``x_T`` is the state at that first time (noise, or an inverted image, :func:`invert`).
 
     ``denoiser(x, t)`` receives ``x`` of ``x_T``'s shape ``(B, *shape)`` and ``t`` as a ``(B,)`` tensor.
 
@@ -105,7 +107,7 @@ def sample(
       :math:`\tilde x_{\sigma'} = D + \frac{\sigma'^2}{\sigma^2}(\tilde x - D) + \sigma'\sqrt{1 - \sigma'^2/\sigma^2}\,z`
       (DDPM posterior, i.e. DDIM with η = 1); needs ``generator`` for reproducibility.
 
-    ``t_grid`` defaults to :func:`time_grid` ``(schedule, steps, t_min)``. ``callback`` gets
+    ``t_grid`` defaults to :func:`time_grid` ``(schedule, steps, t_min, t_start)``. ``callback`` gets
     ``{"x", "i", "t", "denoised"}`` before each step.
     """
     check_callable(denoiser, "denoiser")
@@ -115,7 +117,7 @@ def sample(
     if method == "sde" and generator is None:
         raise ValueError("generator is required for method='sde' (a torch.Generator makes the run reproducible)")
     if t_grid is None:
-        t_grid = time_grid(schedule, steps, t_min=t_min)
+        t_grid = time_grid(schedule, steps, t_min=min(t_min, t_start), t_max=t_start)
     t_grid = check_tensor(t_grid, "t_grid").to(dtype=x.dtype, device=x.device)
     if t_grid.dim() != 1 or len(t_grid) < 2 or bool((t_grid[1:] >= t_grid[:-1]).any()):
         raise ValueError("t_grid must be a strictly decreasing 1-D tensor with at least two points")
@@ -155,4 +157,39 @@ def sample(
             z = randn(x.shape, generator, x.dtype, x.device)
             x_tilde = D + ratio2 * (x / alpha - D) + (beta_next / alpha_next) * (1 - ratio2).clamp_min(0).sqrt() * z
             x = alpha_next * x_tilde
+    return x
+
+
+@torch.no_grad()
+def invert(
+    denoiser: Denoiser,
+    x0: Tensor,
+    schedule: Schedule,
+    t: float,
+    steps: int = 50,
+    method: str = "ddim",
+    t_min: float = 1e-3,
+) -> Tensor:
+    r"""Map clean items ``x0`` ``(B, *shape)`` to :math:`x_t` by running the deterministic sampler forward in time:
+    the grid of :func:`time_grid` ``(schedule, steps, t_min, t)`` read upwards, :math:`0 \to t_\min \to \dots \to t`.
+
+    ``"ddim"`` (η = 0, the only method): the first step puts :math:`x_{t_\min} = \alpha_{t_\min}x_0` (noise
+    :math:`\hat\varepsilon = 0` at the start), then each step
+    :math:`x_{t'} = \alpha_{t'}D(x, s) + \beta_{t'}\hat\varepsilon`, :math:`\hat\varepsilon = (x - \alpha_s D(x, s))/\beta_s`,
+    from :math:`s` to the next time :math:`t' > s` (the denoiser is evaluated at the start of the step, not at
+    its end: the inversion's only approximation, which vanishes as ``steps`` grows). :func:`sample` with
+    ``method="ddim"``, the same ``steps``, ``t_min`` and ``t_start=t`` runs the same grid back to :math:`x_0`.
+    """
+    check_callable(denoiser, "denoiser")
+    x0 = check_batch(x0, "x0")
+    check_choice(method, "method", ("ddim",))
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1:
+        raise ValueError(f"t must be a float in (0, 1], got {t!r}")
+    grid = time_grid(schedule, steps, t_min=min(t_min, t), t_max=t).to(dtype=x0.dtype, device=x0.device).flip(0)
+    batch = x0.shape[0]
+    x = schedule.alpha(grid[1]) * x0
+    for s, s_next in zip(grid[1:-1], grid[2:]):
+        D = denoiser(x, s.expand(batch))
+        eps_hat = (x - schedule.alpha(s) * D) / schedule.beta(s)
+        x = schedule.alpha(s_next) * D + schedule.beta(s_next) * eps_hat
     return x
