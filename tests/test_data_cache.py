@@ -103,7 +103,8 @@ def test_checkpoint_reproduces_its_cached_samples(name):
     # last bit differently, so within 1e-4), and each network trained in at most 5 minutes.
     script = load_script("make_checkpoints")
     model, meta = ld.load_checkpoint(script.FOLDER / f"{name}.pt")
-    assert meta["n_train"] == script.MODELS[name]["n_train"] and meta["train_seconds"] <= 300
+    assert meta["n_train"] == script.MODELS[name]["n_train"]
+    assert meta["train_seconds"] <= script.MODELS[name].get("budget_seconds", 300)
     fresh = script.reference_samples(model, meta.get("data", "digits"))
     if _same_cpu(meta):
         assert torch.equal(fresh, meta["samples"])
@@ -111,11 +112,11 @@ def test_checkpoint_reproduces_its_cached_samples(name):
         torch.testing.assert_close(fresh, meta["samples"], atol=1e-4, rtol=0)
 
 
-def test_every_checkpoint_trained_within_five_minutes():
+def test_every_checkpoint_trained_within_its_budget():
     script = load_script("make_checkpoints")
     for name in script.MODELS:
         _, meta = ld.load_checkpoint(script.FOLDER / f"{name}.pt")
-        assert meta["train_seconds"] <= 300, name
+        assert meta["train_seconds"] <= script.MODELS[name].get("budget_seconds", 300), name
 
 
 def test_reproducibility_cache_matches_a_recomputation_of_one_cell():
