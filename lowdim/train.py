@@ -24,6 +24,8 @@ from .schedules import VP, Schedule
 
 Tensor = torch.Tensor
 WEIGHTINGS = ("eps", "edm")
+NOISE_LEVELS = ("uniform", "lognormal")
+LOGNORMAL = (-1.2, 1.2)  # mean and standard deviation of log sigma for noise="lognormal" (Karras et al. 2022)
 LR_SCHEDULES = ("constant", "cosine")
 EMA = torch.optim.swa_utils.AveragedModel
 
@@ -36,8 +38,14 @@ def dsm_loss(
     weighting: str = "edm",
     t_min: float = 1e-3,
     sigma_data: float | None = None,
+    noise: str = "uniform",
 ) -> Tensor:
-    r"""Monte-Carlo denoising loss on a batch ``x0`` ``(B, *shape)``: :math:`t\sim\mathcal U[t_\min, 1]`, one noise each.
+    r"""Monte-Carlo denoising loss on a batch ``x0`` ``(B, *shape)``, one noise level and one noise draw per item.
+
+    ``noise``: ``"uniform"`` draws :math:`t\sim\mathcal U[t_\min, 1]`; ``"lognormal"`` draws the noise level
+    :math:`\log\sigma \sim \mathcal N(-1.2, 1.2^2)` (Karras et al. 2022) and the time with that :math:`\sigma`
+    (clipped to :math:`[t_\min, 1]`), which puts more of the training at the low noise levels where fine detail is
+    decided (uniform :math:`t` under VP spends most draws at :math:`\sigma > 1`).
 
     ``sigma_data`` (:math:`\sigma_d` of the ``"edm"`` weighting) defaults to the model's own ``sigma_data``, the value
     its preconditioning assumes; a model without one needs it given.
@@ -49,8 +57,13 @@ def dsm_loss(
         if sigma_data is None:
             raise ValueError("sigma_data must be given for weighting='edm' when the model has no sigma_data attribute")
         sigma_data = check_positive(sigma_data, "sigma_data")
+    check_choice(noise, "noise", NOISE_LEVELS)
     B = x0.shape[0]
-    t = t_min + (1 - t_min) * rand(B, generator, x0.dtype, x0.device)
+    if noise == "lognormal":
+        sigma = (LOGNORMAL[0] + LOGNORMAL[1] * randn(B, generator, x0.dtype, x0.device)).exp()
+        t = schedule.t_from_sigma(sigma).clamp(t_min, 1)
+    else:
+        t = t_min + (1 - t_min) * rand(B, generator, x0.dtype, x0.device)
     eps = randn(x0.shape, generator, x0.dtype, x0.device)
     alpha, beta = batch_view(schedule.alpha(t), x0), batch_view(schedule.beta(t), x0)
     err = ((model(alpha * x0 + beta * eps, t) - x0) ** 2).reshape(B, -1).sum(1)
@@ -140,6 +153,7 @@ def train_denoiser(
     ema: EMA | None = None,
     callback: Callable[[int, nn.Module], None] | None = None,
     sigma_data: float | None = None,
+    noise: str = "uniform",
 ) -> list[float]:
     """Minimize :func:`dsm_loss` over ``data`` ``(N, *shape)`` with :func:`optimize` (Adam) for ``steps`` minibatch
     steps; returns the loss per step.
@@ -147,7 +161,8 @@ def train_denoiser(
     Minibatches are drawn with replacement using ``generator``. The model is trained in place; seed the model's
     initialisation and ``generator`` for a reproducible run (:func:`fit_denoiser` does both). ``lr_schedule``,
     ``ema`` and ``callback`` as in :func:`optimize` (fitting a small training set exactly, i.e. memorizing it, needs
-    the ``"cosine"`` decay); ``weighting`` and ``sigma_data`` as in :func:`dsm_loss` (by default the model's own).
+    the ``"cosine"`` decay); ``weighting``, ``sigma_data`` (by default the model's own) and ``noise`` as in
+    :func:`dsm_loss`.
     """
     data = check_batch(data, "data")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -155,7 +170,8 @@ def train_denoiser(
 
     def loss() -> Tensor:
         batch = data[randint(data.shape[0], (batch_size,), generator, data.device)]
-        return dsm_loss(model, batch, schedule, generator=generator, weighting=weighting, sigma_data=sigma_data)
+        return dsm_loss(model, batch, schedule, generator=generator, weighting=weighting, sigma_data=sigma_data,
+                        noise=noise)  # fmt: skip
 
     return optimize(model, loss, steps, lr, lr_schedule, ema, callback, progress)
 
@@ -174,12 +190,13 @@ def fit_denoiser(
     ema_decay: float | None = None,
     callback: Callable[[int, nn.Module], None] | None = None,
     progress: bool = False,
+    noise: str = "uniform",
     **capacity,
 ) -> PreconditionedDenoiser:
     """Build a fresh denoiser (:func:`~lowdim.models.build_denoiser`: ``arch`` and ``capacity``, e.g. ``width=256``)
     in ``data``'s dtype and device and train it on ``data`` ``(N, *shape)`` with :func:`train_denoiser` (``schedule``
-    default VP, EDM weighting, Adam from ``lr`` with ``lr_schedule``). Returns the trained network in eval mode, or
-    its exponential moving average when ``ema_decay`` is given.
+    default VP, EDM weighting, noise levels by ``noise``, Adam from ``lr`` with ``lr_schedule``). Returns the trained
+    network in eval mode, or its exponential moving average when ``ema_decay`` is given.
 
     The initial weights come from ``init_generator`` (default: ``generator``, drawn before the minibatches), the
     minibatches and noise from ``generator``.
@@ -192,5 +209,5 @@ def fit_denoiser(
     model = model.to(dtype=data.dtype, device=data.device)
     ema = ema_model(model, ema_decay) if ema_decay is not None else None
     train_denoiser(model, data, schedule, steps, batch_size=batch_size, lr=lr, generator=generator, progress=progress,
-                   lr_schedule=lr_schedule, ema=ema, callback=callback)  # fmt: skip
+                   lr_schedule=lr_schedule, ema=ema, callback=callback, noise=noise)  # fmt: skip
     return ema.module.eval() if ema is not None else model

@@ -96,7 +96,7 @@ def _same_cpu(meta) -> bool:
     return meta.get("cpu_capability") == torch.backends.cpu.get_cpu_capability()
 
 
-@pytest.mark.parametrize("name", ["digits_mlp_n16", "digits_unet_n1024", "shapes_unet_n8192"])
+@pytest.mark.parametrize("name", ["digits_mlp_n16", "digits_unet_n1024", "shapes_unet_n8192", "scenes_unet_n16384"])
 def test_checkpoint_reproduces_its_cached_samples(name):
     # Issue 4: loading a checkpoint (weights_only=True) and sampling with the fixed seed gives the samples drawn
     # right after training, bit for bit on a CPU with the same instruction set (elsewhere kernels may round the
@@ -110,6 +110,17 @@ def test_checkpoint_reproduces_its_cached_samples(name):
         assert torch.equal(fresh, meta["samples"])
     else:
         torch.testing.assert_close(fresh, meta["samples"], atol=1e-4, rtol=0)
+
+
+def test_scenes_checkpoint_draws_crisp_two_object_scenes():
+    # issue 13's bar for the editing network: the two-object scene fitted to each sample explains it to a small RMS
+    # residual on most samples (recorded at training time); the first samples drawn again refit to the same residuals
+    script = load_script("make_checkpoints")
+    model, meta = ld.load_checkpoint(script.FOLDER / "scenes_unet_n16384.pt")
+    residual = meta["sample_residual"]
+    assert float((residual < script.CRISP).float().mean()) >= script.CRISP_FRACTION
+    fresh = script.sample_quality(model, n=8)
+    torch.testing.assert_close(fresh, residual[:8], rtol=0, atol=2e-3)
 
 
 def test_every_checkpoint_trained_within_its_budget():

@@ -189,6 +189,27 @@ def test_initialization_from_a_stream_equals_seeding_the_global_generator():
     assert torch.equal(torch.rand(4, generator=g), following)
 
 
+def test_lognormal_noise_levels_follow_the_edm_law():
+    # noise="lognormal": log sigma of the drawn times is N(-1.2, 1.2^2) (clipped where t leaves [t_min, 1]); the
+    # default draws t uniformly, whose log sigma has a very different law
+    seen = []
+
+    def record(x, t):
+        seen.append(t)
+        return x
+
+    vp, x0 = ld.VP(), torch.zeros(20000, 2)
+    ld.dsm_loss(record, x0, vp, generator=gen(3), sigma_data=0.5, noise="lognormal")
+    log_sigma = vp.sigma(seen[0]).log()
+    inside = (seen[0] > 1e-3) & (seen[0] < 1)
+    assert float(inside.double().mean()) > 0.97
+    assert abs(float(log_sigma[inside].mean()) + 1.2) < 0.05 and abs(float(log_sigma[inside].std()) - 1.2) < 0.05
+    ld.dsm_loss(record, x0, vp, generator=gen(3), sigma_data=0.5)
+    assert float(vp.sigma(seen[1]).log().mean()) > 0.5
+    with pytest.raises(ValueError, match="^noise"):
+        ld.dsm_loss(record, x0, vp, sigma_data=0.5, noise="normal")
+
+
 def test_dsm_loss_weights_with_the_models_sigma_data():
     # the EDM weight (s^2 + sd^2)/(s sd)^2 must use the model's own sigma_data: recompute the loss by hand from the
     # same draws for sigma_data = 1 and compare; the default 0.5 would give a different number
