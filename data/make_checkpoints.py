@@ -52,8 +52,6 @@ MODELS = {
         "budget_seconds": 900,  # a wider, longer-trained network: up to 15 minutes
     },
 }  # a U-Net step costs 9x an MLP step: 4,000 steps of 128 images keep it under 5 minutes (shapes: 2,800 of 32)
-CANDIDATES: dict[str, dict] = {}  # settings trained by name (`python data/make_checkpoints.py <name>`), not cached
-SETTINGS = {**MODELS, **CANDIDATES}
 SHAPES_SEED = (
     0  # the shapes training set is lowdim.shapes(n_train, generator=torch.Generator().manual_seed(SHAPES_SEED))
 )
@@ -69,17 +67,17 @@ FOLDER = Path(__file__).with_name("checkpoints")
 def training_set(name: str) -> torch.Tensor:
     """The images ``name`` trains on: the first n_train of the shuffled digits, or n_train shapes or scenes
     (float32)."""
-    n_train = SETTINGS[name]["n_train"]
-    if SETTINGS[name].get("data") == "shapes":
+    n_train = MODELS[name]["n_train"]
+    if MODELS[name].get("data") == "shapes":
         return ld.shapes(n_train, generator=torch.Generator().manual_seed(SHAPES_SEED), dtype=torch.float32)[0]
-    if SETTINGS[name].get("data") == "scenes":
+    if MODELS[name].get("data") == "scenes":
         return ld.scenes(n_train, generator=torch.Generator().manual_seed(SCENES_SEED), dtype=torch.float32)[0]
     return digits_pool()[:n_train]
 
 
 def train(name: str):
     """Train ``name`` from MODELS (EMA 0.999 unless it says otherwise); returns ``(model, seconds)``."""
-    settings = {"ema_decay": 0.999, **SETTINGS[name]}
+    settings = {"ema_decay": 0.999, **MODELS[name]}
     settings.pop("n_train"), settings.pop("data", None), settings.pop("budget_seconds", None)
     steps = settings.pop("steps", STEPS)
     start = time.perf_counter()
@@ -113,13 +111,13 @@ def build(name: str, folder: Path = FOLDER) -> Path:
     """Train ``name``, sample it, and write ``folder/<name>.pt``."""
     folder.mkdir(exist_ok=True)
     model, seconds = train(name)
-    extra = {"sample_residual": sample_quality(model)} if SETTINGS[name].get("data") == "scenes" else {}
+    extra = {"sample_residual": sample_quality(model)} if MODELS[name].get("data") == "scenes" else {}
     path = folder / f"{name}.pt"
     ld.save_checkpoint(
-        path, model, data=SETTINGS[name].get("data", "digits"), n_train=SETTINGS[name]["n_train"],
+        path, model, data=MODELS[name].get("data", "digits"), n_train=MODELS[name]["n_train"],
         permutation_seed=PERMUTATION_SEED, shapes_seed=SHAPES_SEED, scenes_seed=SCENES_SEED, seed=SEED,
-        steps=SETTINGS[name].get("steps", STEPS), batch_size=SETTINGS[name].get("batch_size", 256), train_seconds=seconds,
-        samples=reference_samples(model, SETTINGS[name].get("data", "digits")),
+        steps=MODELS[name].get("steps", STEPS), batch_size=MODELS[name].get("batch_size", 256), train_seconds=seconds,
+        samples=reference_samples(model, MODELS[name].get("data", "digits")),
         sample_seed=SAMPLE_SEED, torch_version=str(torch.__version__),
         cpu_capability=torch.backends.cpu.get_cpu_capability(), machine=platform.machine(), **extra,
     )  # fmt: skip

@@ -85,11 +85,10 @@ def _lambdas(lambdas: float | Tensor, B: int, j: int, like: Tensor) -> Tensor:
     """Step sizes as ``(B, j)``: a number, or a tensor of shape ``(j,)`` or ``(B, j)``."""
     if isinstance(lambdas, bool) or not isinstance(lambdas, (int, float, torch.Tensor)):
         raise TypeError(f"lambdas must be a number or a tensor, got {type(lambdas).__name__}")
-    lam = check_tensor(torch.as_tensor(lambdas, dtype=like.dtype, device=like.device).reshape(-1), "lambdas")
+    lam = check_tensor(torch.as_tensor(lambdas, dtype=like.dtype, device=like.device), "lambdas", min_dim=0)
     if lam.numel() == 1:
-        return lam.expand(B, j)
-    lam = torch.as_tensor(lambdas, dtype=like.dtype, device=like.device)
-    if lam.shape == (j,):
+        lam = lam.reshape(())
+    if lam.shape in ((), (j,)):
         return lam.expand(B, j)
     if lam.shape != (B, j):
         raise ValueError(f"lambdas must be a number or have shape ({j},) or ({B}, {j}), got {tuple(lam.shape)}")

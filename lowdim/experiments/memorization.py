@@ -27,7 +27,6 @@ from .._checks import check_batch, check_generator, check_positive_int
 from .._random import randn, spawn_seeds, stream
 from ..molrg import MoLRG, random_molrg
 from ..samplers import sample, sample_prior
-from ..schedules import VP
 from ..train import fit_denoiser
 from .results import NpzResult, smallest_size
 
@@ -95,8 +94,9 @@ def train_and_sample(
     init = stream(spawn_seeds(generator, 1, bound=INIT_SEED_BOUND)[0])
     model = fit_denoiser(train, steps, "mlp", generator=generator, init_generator=init, lr=3e-3, width=width,
                          depth=depth)  # fmt: skip
-    x_T = sample_prior(VP(), (n_samples, train.shape[1]), generator=generator, dtype=train.dtype, device=train.device)
-    return sample(model, x_T, VP(), steps=sample_steps, method="heun")
+    x_T = sample_prior(model.schedule, (n_samples, train.shape[1]), generator=generator, dtype=train.dtype,
+                       device=train.device)  # fmt: skip
+    return sample(model, x_T, model.schedule, steps=sample_steps, method="heun")
 
 
 def memorization_sweep(

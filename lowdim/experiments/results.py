@@ -7,7 +7,6 @@ import dataclasses
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 
@@ -26,7 +25,7 @@ class NpzResult:
         np.savez_compressed(path, **arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> Self:
+    def load(cls, path: str | Path) -> typing.Self:
         """Read a file written by :meth:`save` (``allow_pickle=False``)."""
         values = {}
         with np.load(path, allow_pickle=False) as f:
