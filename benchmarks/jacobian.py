@@ -280,15 +280,28 @@ def full_jacobian(model: Callable, x: Tensor, t: float, chunks: list[int | None]
 
 
 def power_iteration_baseline(
-    model: Callable, x: Tensor, t: float, V: Tensor, min_iters: int = 10, max_iters: int = 50, atol: float = 1e-4
+    model: Callable,
+    x: Tensor,
+    t: float,
+    V: Tensor,
+    min_iters: int = 10,
+    max_iters: int = 50,
+    atol: float = 1e-4,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, int, bool]:
-    """Per-vector block power iteration on J^T J from the orthonormal ``V`` (d, k), as the issue defines it.
+    """Per-vector block power iteration on J^T J from the orthonormal ``V`` (d, k), as the issue defines it (as
+    LOCO Edit's code does it); with ``mask`` (0/1, ``x``'s shape) on the masked Jacobian P_Omega J.
 
     Returns the last basis, the iterations and whether the allclose test stopped it (rather than the cap)."""
     k = V.shape[1]
+    rows = torch.ones_like(x) if mask is None else mask
+
+    def f(z: Tensor) -> Tensor:
+        return (rows * model(z, t)).reshape(-1)
+
     for it in range(1, max_iters + 1):
-        JV = torch.func.jacfwd(lambda c, V=V: model(x + (V @ c).reshape(x.shape), t).reshape(-1))(x.new_zeros(k))
-        JtJV = torch.autograd.functional.jacobian(lambda z, U=JV: U.T @ model(z, t).reshape(-1), x).reshape(k, -1).T
+        JV = torch.func.jacfwd(lambda c, V=V: f(x + (V @ c).reshape(x.shape)))(x.new_zeros(k))
+        JtJV = torch.autograd.functional.jacobian(lambda z, U=JV: U.T @ f(z), x).reshape(k, -1).T
         V_next = torch.linalg.svd(JtJV, full_matrices=False).U
         done = it >= min_iters and torch.allclose(V_next, V, atol=atol)
         V = V_next

@@ -62,22 +62,24 @@ def edit_directions(
     null_rank: int = 20,
     tol: float = 1e-4,
     generator: torch.Generator | None = None,
+    max_iters: int = 100,
 ) -> EditDirections:
     r"""Edit directions for the region ``mask`` at the noisy images ``x_t`` ``(B, *shape)``: the top ``rank`` right
     singular vectors of :math:`J_\Omega` (``mask`` nonzero: :math:`\Omega`; it broadcasts to ``x_t``'s shape),
     projected off the top ``null_rank`` right singular vectors of :math:`J_{\Omega^c}` (module docstring;
-    ``null_rank=0``: no projection). Both from :func:`~lowdim.jacobian.jacobian_svd` with tolerance ``tol``."""
+    ``null_rank=0``: no projection). Both from :func:`~lowdim.jacobian.jacobian_svd` with tolerance ``tol`` and at
+    most ``max_iters`` iterations."""
     check_callable(D, "D")
     x_t = check_batch(x_t, "x_t")
     rank = check_positive_int(rank, "rank")
     if isinstance(null_rank, bool) or not isinstance(null_rank, int) or null_rank < 0:
         raise ValueError(f"null_rank must be a non-negative int, got {null_rank!r}")
     inside = output_mask(mask, x_t)
-    inner = jacobian_svd(D, x_t, t, rank, tol=tol, generator=generator, mask=inside)
+    inner = jacobian_svd(D, x_t, t, rank, tol=tol, max_iters=max_iters, generator=generator, mask=inside)
     if null_rank == 0:
         complement = x_t.new_zeros(x_t.shape[0], inner.V.shape[1], 0)
         return EditDirections(inner.V, inner.S, inner.V, complement)
-    outer = jacobian_svd(D, x_t, t, null_rank, tol=tol, generator=generator, mask=1 - inside)
+    outer = jacobian_svd(D, x_t, t, null_rank, tol=tol, max_iters=max_iters, generator=generator, mask=1 - inside)
     return EditDirections(project_off(inner.V, outer.V), inner.S, inner.V, outer.V)
 
 

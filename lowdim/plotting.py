@@ -100,6 +100,22 @@ def image_rows(rows: Mapping[str, Tensor | np.ndarray], n_show: int, vmin: float
     return fig
 
 
+def image_grid(images: Tensor | np.ndarray, row_titles: Sequence[str] = (), col_titles: Sequence[str] = (),
+               size: float = 1.1, vmin: float = -1.0, vmax: float = 1.0) -> plt.Figure:  # fmt: skip
+    """A grid of images ``(R, C, channels, H, W)``, with a title on the left of each row and above each column."""
+    images = _np(images)
+    R, C = images.shape[:2]
+    fig, axes = plt.subplots(R, C, figsize=(size * C + 0.6, size * R + 0.3), layout="constrained", squeeze=False)
+    for i in range(R):
+        for j in range(C):
+            show_image(axes[i, j], images[i, j], vmin=vmin, vmax=vmax)
+    for j, title in enumerate(col_titles):
+        axes[0, j].set_title(title, fontsize=8)
+    for i, title in enumerate(row_titles):
+        axes[i, 0].set_ylabel(title, fontsize=8)
+    return fig
+
+
 def plot_phase_transition(result: PhaseTransition, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
     """Heat map of a :class:`~lowdim.experiments.phase.PhaseTransition`'s success probability (rows: r, columns: N),
     with the line N = r."""

@@ -181,3 +181,47 @@ def test_jacobian_spectra_cache_matches_a_recomputed_point():
     np.testing.assert_allclose(fresh, cached[i], rtol=1e-3, atol=1e-4 * cached[i].max())
     ranks = [ld.effective_rank(torch.as_tensor(s)).tolist() for s in (fresh, cached[i])]
     assert abs(ranks[0][0] - ranks[1][0]) <= 0.002 * 3072
+
+
+def _loco_rows(study, specs):
+    return [int(study.rows(method=s.method, t=s.t, null_rank=s.null_rank, lam=s.lam, direction=s.direction)[0])
+            for s in specs]  # fmt: skip
+
+
+def _assert_same_records(fresh, cached, rows, n):
+    # the factors come from Adam fits of float32 images: equal up to round-off, and so are the test's verdicts
+    for name in ("change", "other_change", "outside_rms", "psnr_outside", "ssim_outside"):
+        np.testing.assert_allclose(getattr(fresh, name), getattr(cached, name)[rows, :n], rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(fresh.kind_flip, cached.kind_flip[rows, :n])
+    agree = fresh.outcomes()["success"] == cached.outcomes()["success"][rows, :n]
+    assert agree.mean() >= 0.9
+
+
+def test_loco_evaluation_cache_matches_a_recomputed_batch():
+    # chapter 10's held-out evaluation: the first batch of eight scenes recomputed for LOCO's v1 at +-lambda* and the
+    # two deterministic baselines (about a minute), against the file; the file's settings are the sweep's choice
+    script = load_script("make_loco")
+    from lowdim.experiments.loco import EditSpec, EditStudy
+
+    cached = EditStudy.load(script.EVAL_PATH)
+    settings = EditStudy.load(script.SWEEP_PATH).best_settings()
+    loco = cached.rows(method="loco")
+    assert set(cached.t) == {settings["t"]} and set(cached.null_rank[loco]) == {settings["null_rank"]}
+    assert np.abs(cached.lam[loco]).min() == settings["lam"] and cached.change.shape[1] == script.EVAL_N
+    t, r, lam = settings["t"], settings["null_rank"], settings["lam"]
+    specs = [EditSpec("loco", t, r, lam, 0), EditSpec("loco", t, r, -lam, 0), EditSpec("masked", t, 0, lam),
+             EditSpec("unmasked", t, 0, lam)]  # fmt: skip
+    fresh = script.run(script.model(), script.EVAL_SEED, script.EVAL_N, specs, batches=[0])
+    _assert_same_records(fresh, cached, _loco_rows(cached, specs), script.BATCH)
+
+
+def test_loco_sweep_cache_matches_a_recomputed_batch():
+    # the sweep's first time (the SVD stream of a batch is consumed in time order): v1 with and without projection
+    script = load_script("make_loco")
+    from lowdim.experiments.loco import EditSpec, EditStudy
+
+    cached = EditStudy.load(script.SWEEP_PATH)
+    t, lam = script.TIMES[0], script.LAMBDAS[1]
+    specs = [EditSpec("loco", t, r, lam, 0) for r in (0, max(script.NULL_RANKS))]
+    fresh = script.run(script.model(), script.TUNE_SEED, script.TUNE_N, specs, batches=[0])
+    _assert_same_records(fresh, cached, _loco_rows(cached, specs), script.BATCH)

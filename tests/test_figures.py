@@ -40,6 +40,11 @@ def _tiny_results(dim=4, shape=(1, 8, 8)):
     return sweep, students
 
 
+def _scenes_net():
+    # a network with a low-rank Jacobian: a random one's flat spectrum makes every top-k SVD run to max_iters
+    return ld.load_checkpoint(ld.data_path("checkpoints/scenes_unet_n16384.pt"))[0]
+
+
 FRAMES = {
     "noising": lambda: widgets.noising_frame(torch.randn(20, 2), torch.zeros(20), torch.randn(1, 8, 8), ld.VP()),
     "sampler": lambda: widgets.sampler_frame(_lines(), ld.VP(), steps=3, n=20),
@@ -55,6 +60,9 @@ FRAMES = {
     "singular_vectors": lambda: widgets.singular_vectors_frame(
         ld.UNetDenoiser((3, 4, 4), ld.VP(), channels=(4,)), torch.rand(3, 4, 4), k=2
     ),
+    "loco_edit": lambda: widgets.loco_edit_frame(
+        _scenes_net(), *ld.scenes(2, generator=gen(4)), image=1, obj=1, direction=2, null_rank=3, steps=4
+    ),  # fmt: skip
 }
 
 
@@ -70,6 +78,7 @@ EXPLORERS = {
     ),  # fmt: skip
     "sampler": lambda: widgets.sampler_explorer(_lines(), ld.VP(), n=20),
     "denoiser": lambda: widgets.denoiser_explorer({"exact": _lines().denoiser(ld.VP())}, _lines(), grid=5),
+    "loco_edit": lambda: widgets.loco_edit_explorer(_scenes_net(), *ld.scenes(2, generator=gen(4)), null_rank=3),
 }
 
 
@@ -89,4 +98,6 @@ def test_result_figures_draw():
     for fig in (plotting.plot_memorization(memo), plotting.plot_reproducibility(sweep),
                 plotting.plot_teacher_student(students)):  # fmt: skip
         assert sum(len(ax.lines) for ax in fig.axes) >= 2
+    grid = plotting.image_grid(torch.rand(2, 3, 3, 4, 4), ["a", "b"], ["x", "y", "z"])
+    assert len(grid.axes) == 6 and grid.axes[0].get_ylabel() == "a" and grid.axes[2].get_title() == "z"
     plt.close("all")

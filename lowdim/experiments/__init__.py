@@ -1,6 +1,6 @@
 """The studies behind the chapters' cached results, a layer above the :mod:`lowdim` core: phase transitions of
 subspace recovery, memorization of MoLRG data, reproducibility of image denoisers, the teacher–student measurement of
-generalization, and the rank ratio of the denoiser Jacobian along sampling. Each study returns a result that saves
+generalization, the rank ratio of the denoiser Jacobian along sampling, and the objective evaluation of LOCO edits. Each study returns a result that saves
 to and loads from a safe ``.npz`` file (:class:`~lowdim.experiments.results.NpzResult`); nothing here draws figures
 (see :mod:`lowdim.plotting`)."""
 
