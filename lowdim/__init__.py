@@ -35,6 +35,7 @@ from .similarity import RandomFourierEmbedding, gl_score, rp_score
 from .subspaces import k_subspaces, pca, subspace_distance, subspace_recovery_error
 from .train import dsm_loss, ema_model, fit_denoiser, optimize, train_denoiser
 from .tweedie import denoiser_from_score, score_from_denoiser
+from .watermark import WatermarkKey, inject_watermark, watermark_key, watermark_score
 
 __all__ = [
     "VE",
@@ -54,6 +55,7 @@ __all__ = [
     "Schedule",
     "ScheduledDenoiser",
     "UNetDenoiser",
+    "WatermarkKey",
     "build_denoiser",
     "data_path",
     "denoiser_agreement",
@@ -68,6 +70,7 @@ __all__ = [
     "fit_denoiser",
     "fit_molrg_denoiser",
     "gl_score",
+    "inject_watermark",
     "invert",
     "jacobian",
     "jacobian_svd",
@@ -103,5 +106,7 @@ __all__ = [
     "time_grid",
     "train_dae",
     "train_denoiser",
+    "watermark_key",
+    "watermark_score",
 ]
 __version__ = "0.1.0"
