@@ -18,7 +18,7 @@ from . import plotting
 from ._random import randn, stream
 from .denoisers import EmpiricalDenoiser, GaussianDenoiser
 from .editing import edit_directions, step_along
-from .experiments.loco import THRESHOLDS, factor_vector, group_sizes, matched, object_masks, outside_quality
+from .experiments.loco import factor_vector, fitted_index, local_edit_test, matched, object_masks, outside_quality
 from .experiments.phase import fit_subspaces, sweep_data
 from .experiments.reproducibility import ReproducibilitySweep
 from .experiments.students import TeacherStudent
@@ -342,7 +342,7 @@ def _edit_state(model, x0: Tensor, latents: dict[str, Tensor], image: int, obj: 
     recon = sample(model, x_t, model.schedule, steps=steps, method="ddim", t_start=t)
     dirs = edit_directions(model, x_t, t, mask, rank=5, null_rank=null_rank, tol=1e-3, generator=stream(0))
     fit = fit_scene_factors(recon.clamp(-1, 1), steps=200)
-    which = int((fit.center[0] - lat["center"][0, obj].to(fit.center.dtype)).norm(dim=-1).argmin())
+    which = int(fitted_index(fit, lat, target)[0])
     return {"mask": mask, "x_t": x_t, "recon": recon, "dirs": dirs, "fit": fit, "which": which}
 
 
@@ -367,11 +367,11 @@ def loco_edit_frame(
     edited = sample(model, step_along(state["x_t"], v, lam), model.schedule, steps=steps, method="ddim", t_start=t)
     fit = matched(state["fit"], fit_scene_factors(edited.clamp(-1, 1), steps=200))
     change = (factor_vector(fit) - factor_vector(state["fit"]))[0].numpy()
+    flips = (fit.kind != state["fit"].kind)[0].numpy()
     mine, other = change[state["which"]], change[1 - state["which"]]
-    g, o = group_sizes(mine), group_sizes(other)
     rms, _, _ = outside_quality(edited, state["recon"], state["mask"])
-    verdict = ("local edit" if (g.max() >= 1 and (g >= 1).sum() == 1 and (o < 1).all() and rms[0] < THRESHOLDS.outside)
-               else "not a local edit")  # fmt: skip
+    test = local_edit_test(mine, other, flips[[state["which"], 1 - state["which"]]], rms[0])
+    verdict = "local edit" if test["success"] else "not a local edit"
     delta = (edited - state["recon"])[0].abs().amax(0)
     fig, axes = plt.subplots(1, 5, figsize=(9.5, 2.5), layout="constrained")
     plotting.show_image(axes[0], x0[image])

@@ -82,13 +82,10 @@ def object_masks(latents: dict[str, Tensor], target: Tensor, size: int = 32, mar
     pixel the other object touches (objects may be as close as ``SCENE_GAP`` pixels)."""
     rows = torch.arange(len(target))
 
-    def cover(j: Tensor) -> Tensor:
-        return coverage(latents["kind"][rows, j], latents["center"][rows, j], latents["radius"][rows, j], size, margin)
+    def cover(j: Tensor, grow: float) -> Tensor:
+        return coverage(latents["kind"][rows, j], latents["center"][rows, j], latents["radius"][rows, j], size, grow)
 
-    grown = cover(target) > 0
-    other = coverage(latents["kind"][rows, 1 - target], latents["center"][rows, 1 - target],
-                     latents["radius"][rows, 1 - target], size) > 0  # fmt: skip
-    return (grown & ~other).to(latents["center"].dtype)[:, None]
+    return ((cover(target, margin) > 0) & ~(cover(1 - target, 0.0) > 0)).to(latents["center"].dtype)[:, None]
 
 
 def transfer_partners(
@@ -140,6 +137,31 @@ def group_sizes(change: np.ndarray, thresholds: Thresholds = THRESHOLDS) -> np.n
         np.linalg.norm(change[..., 3:5], axis=-1) / thresholds.position,
         np.abs(change[..., 5]) / thresholds.size,
     ], -1)  # fmt: skip
+
+
+def local_edit_test(change: np.ndarray, other_change: np.ndarray, kind_flip: np.ndarray, outside_rms: np.ndarray,
+                    thresholds: Thresholds = THRESHOLDS) -> dict[str, np.ndarray]:  # fmt: skip
+    """The local-edit test (module docstring) of edits with factor changes ``(..., 6)`` of the edited and the other
+    object, kind flips ``(..., 2)`` and outside RMS ``(...)``: boolean arrays ``changed`` (some group of the edited
+    object moved), ``single`` (exactly one did, and the kind stayed), ``other_still``, ``local`` (outside RMS) and
+    ``success`` (all of them), and the changed ``group`` (index into :data:`GROUPS`)."""
+    g, o = group_sizes(change, thresholds), group_sizes(other_change, thresholds)
+    kind_flip = np.asarray(kind_flip, dtype=bool)
+    changed = g.max(-1) >= 1
+    single = ((g >= 1).sum(-1) == 1) & ~kind_flip[..., 0]
+    other_still = (o < 1).all(-1) & ~kind_flip[..., 1]
+    local = np.asarray(outside_rms) < thresholds.outside
+    return {
+        "group": g.argmax(-1), "changed": changed, "single": single, "other_still": other_still,
+        "local": local, "success": changed & single & other_still & local,
+    }  # fmt: skip
+
+
+def fitted_index(fit: SceneFit, latents: dict[str, Tensor], obj: Tensor) -> Tensor:
+    """Which fitted object (ordered by x) is latent object ``obj[i]`` of each scene ``i``: the one whose fitted centre
+    is nearest to the true centre."""
+    true = latents["center"][torch.arange(len(obj)), obj].to(fit.center.dtype)
+    return (fit.center - true[:, None]).norm(dim=-1).argmin(1)
 
 
 def _scale(thresholds: Thresholds) -> np.ndarray:
@@ -204,15 +226,7 @@ class EditStudy(NpzResult):
         """Boolean ``(C, N)`` arrays of the local-edit test (module docstring) and the changed group ``(C, N)``:
         ``changed`` (some group of the edited object moved), ``single`` (exactly one did, and the kind stayed),
         ``other_still``, ``local`` (outside RMS) and ``success`` (all of them)."""
-        g, o = group_sizes(self.change, thresholds), group_sizes(self.other_change, thresholds)
-        changed = g.max(-1) >= 1
-        single = ((g >= 1).sum(-1) == 1) & ~self.kind_flip[..., 0]
-        other_still = (o < 1).all(-1) & ~self.kind_flip[..., 1]
-        local = self.outside_rms < thresholds.outside
-        return {
-            "group": g.argmax(-1), "changed": changed, "single": single, "other_still": other_still,
-            "local": local, "success": changed & single & other_still & local,
-        }  # fmt: skip
+        return local_edit_test(self.change, self.other_change, self.kind_flip, self.outside_rms, thresholds)
 
     def success_rate(self, rows: Sequence[int], thresholds: Thresholds = THRESHOLDS) -> float:
         """Fraction of local edit successes over the specs ``rows`` and all images."""
@@ -346,11 +360,6 @@ def edit_study(
         rms[c], psnr[c], ssim[c] = outside_quality(edited, reference, mask)
         pixel[c] = (edited - reference).flatten(1).norm(dim=1).numpy()
         residual[c] = fit.residual.numpy()
-
-    def fitted_index(fit: SceneFit, lat: dict[str, Tensor], obj: Tensor) -> Tensor:
-        """Which fitted object (ordered by x) is latent object ``obj`` of each scene."""
-        true = lat["center"][rows, obj].to(fit.center.dtype)
-        return (fit.center - true[:, None]).norm(dim=-1).argmin(1)
 
     for ti, t in enumerate(times):
         here = [c for c, s in enumerate(specs) if s.t == t]
