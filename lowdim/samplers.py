@@ -169,6 +169,8 @@ def invert(
     steps: int = 50,
     method: str = "ddim",
     t_min: float = 1e-3,
+    *,
+    t_grid: Tensor | None = None,
 ) -> Tensor:
     r"""Map clean items ``x0`` ``(B, *shape)`` to :math:`x_t` by running the deterministic sampler forward in time:
     the grid of :func:`time_grid` ``(schedule, steps, t_min, t)`` read upwards, :math:`0 \to t_\min \to \dots \to t`.
@@ -179,13 +181,22 @@ def invert(
     from :math:`s` to the next time :math:`t' > s` (the denoiser is evaluated at the start of the step, not at
     its end: the inversion's only approximation, which vanishes as ``steps`` grows). :func:`sample` with
     ``method="ddim"``, the same ``steps``, ``t_min`` and ``t_start=t`` runs the same grid back to :math:`x_0`.
+    A given ``t_grid`` (decreasing from ``t`` to 0, as :func:`sample` takes it) replaces that grid; ``steps`` and
+    ``t_min`` are then unused.
     """
     check_callable(denoiser, "denoiser")
     x0 = check_batch(x0, "x0")
     check_choice(method, "method", ("ddim",))
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1:
         raise ValueError(f"t must be a float in (0, 1], got {t!r}")
-    grid = time_grid(schedule, steps, t_min=min(t_min, t), t_max=t).to(dtype=x0.dtype, device=x0.device).flip(0)
+    if t_grid is None:
+        t_grid = time_grid(schedule, steps, t_min=min(t_min, t), t_max=t)
+    t_grid = check_tensor(t_grid, "t_grid")
+    if t_grid.dim() != 1 or len(t_grid) < 2 or bool((t_grid[1:] >= t_grid[:-1]).any()):
+        raise ValueError("t_grid must be a strictly decreasing 1-D tensor with at least two points")
+    if abs(float(t_grid[0]) - t) > 1e-6 or float(t_grid[-1]) != 0:
+        raise ValueError(f"t_grid must run from t = {t} down to 0, got [{float(t_grid[0])}, ..., {float(t_grid[-1])}]")
+    grid = t_grid.to(dtype=x0.dtype, device=x0.device).flip(0)
     batch = x0.shape[0]
     x = schedule.alpha(grid[1]) * x0
     for s, s_next in zip(grid[1:-1], grid[2:]):

@@ -21,6 +21,7 @@ from .editing import edit_directions, step_along
 from .experiments.loco import factor_vector, fitted_index, local_edit_test, matched, object_masks, outside_quality
 from .experiments.phase import fit_subspaces, sweep_data
 from .experiments.reproducibility import ReproducibilitySweep
+from .experiments.shallow_diffuse import ATTACKS, apply_attack, below, marked_twin, shared_grid
 from .experiments.students import TeacherStudent
 from .factors import fit_scene_factors
 from .jacobian import jacobian_svd
@@ -30,6 +31,7 @@ from .schedules import VP, Schedule
 from .sde import perturb
 from .similarity import THRESHOLD, Embedding, max_similarity
 from .subspaces import match_subspaces, principal_cosines, subspace_recovery_error
+from .watermark import watermark_key, watermark_score
 
 Tensor = torch.Tensor
 
@@ -414,6 +416,76 @@ def loco_edit_explorer(model, x0: Tensor, latents: dict[str, Tensor], t: float =
     return _explorer(partial(loco_edit_frame, model, x0, latents, t=t, null_rank=null_rank, cache=cache), controls)
 
 
+T_STARS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def _clean_branch(model, noise: Tensor, steps: int, cache: dict | None) -> dict:
+    """The clean generations of ``noise`` along :func:`~lowdim.experiments.shallow_diffuse.shared_grid` and their
+    states at every time of :data:`T_STARS`, kept in ``cache``."""
+    if cache is not None and "clean" in cache:
+        return cache
+    grid = shared_grid(model.schedule, steps, T_STARS)
+    states: dict[float, Tensor] = {}
+
+    def keep(info: dict) -> None:
+        states.setdefault(round(float(info["t"]), 6), info["x"].clone())
+
+    clean = sample(model, noise, model.schedule, method="ddim", t_grid=grid, callback=keep).clamp(-1, 1)
+    state = {"clean": clean, "states": states, "grid": grid}
+    if cache is not None:
+        cache.update(state)
+    return state
+
+
+def watermark_frame(
+    model, noise: Tensor, t_star: float = 0.3, band: str = "high", attack: str = "clean", radius: float = 4.0,
+    steps: int = 25, key_seed: int = 0, cache: dict | None = None,
+) -> plt.Figure:  # fmt: skip
+    r"""Shallow Diffuse in the server scenario (:mod:`lowdim.experiments.shallow_diffuse`) on the noises ``noise``
+    ``(n, 3, S, S)`` (cast to the dtype of ``model``'s weights): a ring key of ``band`` and ``radius`` (seed
+    ``key_seed``, channel 0) injected at ``t_star`` (:math:`t^\ast = 1`: Tree-Ring), detection after ``attack``. Panels for the first noise: the clean twin, the
+    marked image, their difference ×10 and the attacked marked image; then the detection scores of all ``n`` marked
+    images against their clean twins under the attack, with the PSNR in the title. ``cache`` (a dict) keeps the
+    clean generations between calls."""
+    noise = noise.to(next(model.parameters()).dtype)  # a network's noises follow its weights
+    state = _clean_branch(model, noise, steps, cache)
+    clean, grid = state["clean"], state["grid"]
+    sub = below(grid, t_star)
+    key = watermark_key(noise.shape[-1], radius, band, 0, generator=torch.Generator().manual_seed(key_seed),
+                        dtype=noise.dtype)  # fmt: skip
+    marked, _ = marked_twin(model, state["states"][round(float(t_star), 6)], key, clean, sub)
+    scores = [watermark_score(invert(model, apply_attack(attack, x, 0), model.schedule, t_star, t_grid=sub), key)
+              for x in (marked, clean)]  # fmt: skip
+    psnr = 10 * torch.log10(4 / (marked - clean).pow(2).mean((1, 2, 3)).clamp_min(1e-12))
+    fig, axes = plt.subplots(1, 5, figsize=(10, 2.4), layout="constrained", width_ratios=[1, 1, 1, 1, 1.6])
+    panels = {"clean twin": clean[0], "marked": marked[0], "difference ×10": (10 * (marked[0] - clean[0])).clamp(-1, 1),
+              f"marked, {attack}": apply_attack(attack, marked[:1], 0)[0]}  # fmt: skip
+    for ax, (title, image) in zip(axes, panels.items()):
+        plotting.show_image(ax, image)
+        ax.set_title(title, fontsize=8)
+    for y, values in enumerate(scores):
+        axes[4].plot(values.numpy(), np.full(len(values), y) + np.linspace(-0.15, 0.15, len(values)), "o", ms=4,
+                     color=("C3", "C0")[y])  # fmt: skip
+    axes[4].set_yticks([0, 1], ["marked", "clean"])
+    axes[4].set_ylim(-0.5, 1.5)
+    axes[4].set_xlabel("detection score", fontsize=8)
+    name = "Tree-Ring" if t_star == 1 else "Shallow Diffuse"
+    fig.suptitle(f"{name}: {band}-band key at t* = {t_star:g}; median PSNR {float(psnr.median()):.1f} dB", fontsize=9)
+    return fig
+
+
+def watermark_explorer(model, noise: Tensor, steps: int = 25) -> widgets.Widget:
+    r"""Choose the injection time :math:`t^\ast`, the key's band and the attack of :func:`watermark_frame`. The clean
+    generations are sampled once; each change costs one marked generation and two inversions."""
+    cache: dict = {}
+    controls = {
+        "t_star": widgets.SelectionSlider(options=list(T_STARS), value=0.3, description="t*", continuous_update=False),
+        "band": widgets.ToggleButtons(options=["low", "high"], value="high", description="band"),
+        "attack": widgets.Dropdown(options=list(ATTACKS), value="clean", description="attack"),
+    }
+    return _explorer(partial(watermark_frame, model, noise, steps=steps, cache=cache), controls)
+
+
 __all__ = [
     "digit_denoising_explorer",
     "digit_denoising_frame",
@@ -435,4 +507,6 @@ __all__ = [
     "subspace_cell_frame",
     "teacher_student_explorer",
     "teacher_student_frame",
+    "watermark_explorer",
+    "watermark_frame",
 ]

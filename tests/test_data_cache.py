@@ -215,6 +215,24 @@ def test_loco_evaluation_cache_matches_a_recomputed_batch():
     _assert_same_records(fresh, cached, _loco_rows(cached, specs), script.BATCH)
 
 
+def test_shallow_diffuse_cache_matches_recomputed_images():
+    # chapter 11's sweep: the first eight noises of batch 0 recomputed for both keys at t* = 0.3 and Tree-Ring
+    # (about 30 s), against the file: same scores, PSNR and leak up to float32 round-off across batch sizes
+    script = load_script("make_shallow_diffuse")
+    from lowdim.experiments.shallow_diffuse import Cell, KeySpec, WatermarkStudy
+
+    cached = WatermarkStudy.load(script.PATH)
+    assert cached.cells() == script.cells() and cached.marked.shape[-1] == script.N
+    cells = [Cell(0.3, KeySpec("low", script.RADIUS)), Cell(0.3, KeySpec("high", script.RADIUS)),
+             Cell(1.0, KeySpec("low", script.RADIUS))]  # fmt: skip
+    fresh = script.compute(script.model(), batches=[0], rows=8, study_cells=cells, fit_factors=False)
+    rows = [cached.index(c) for c in cells]
+    for name in ("marked", "clean"):
+        np.testing.assert_allclose(getattr(fresh, name), getattr(cached, name)[rows, ..., :8], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(fresh.psnr, cached.psnr[rows, :8], atol=0.05)
+    np.testing.assert_allclose(fresh.leak, cached.leak[rows, :8], rtol=1e-3)
+
+
 def test_loco_sweep_cache_matches_a_recomputed_batch():
     # the sweep's first time (the SVD stream of a batch is consumed in time order): v1 with and without projection
     script = load_script("make_loco")

@@ -63,6 +63,9 @@ FRAMES = {
     "loco_edit": lambda: widgets.loco_edit_frame(
         _scenes_net(), *ld.scenes(2, generator=gen(4)), image=1, obj=1, direction=2, null_rank=3, steps=4
     ),  # fmt: skip
+    "watermark": lambda: widgets.watermark_frame(
+        _scenes_net(), torch.randn(2, 3, 32, 32, generator=gen(5)), t_star=0.5, band="low", attack="noise0.1", steps=4
+    ),  # fmt: skip
 }
 
 
@@ -79,6 +82,9 @@ EXPLORERS = {
     "sampler": lambda: widgets.sampler_explorer(_lines(), ld.VP(), n=20),
     "denoiser": lambda: widgets.denoiser_explorer({"exact": _lines().denoiser(ld.VP())}, _lines(), grid=5),
     "loco_edit": lambda: widgets.loco_edit_explorer(_scenes_net(), *ld.scenes(2, generator=gen(4)), null_rank=3),
+    "watermark": lambda: widgets.watermark_explorer(
+        _scenes_net(), torch.randn(2, 3, 32, 32, generator=gen(5)), steps=4
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """The studies behind the chapters' cached results, a layer above the :mod:`lowdim` core: phase transitions of
 subspace recovery, memorization of MoLRG data, reproducibility of image denoisers, the teacher–student measurement of
-generalization, the rank ratio of the denoiser Jacobian along sampling, and the objective evaluation of LOCO edits. Each study returns a result that saves
+generalization, the rank ratio of the denoiser Jacobian along sampling, the objective evaluation of LOCO edits and
+the invisibility and robustness of Shallow Diffuse watermarks. Each study returns a result that saves
 to and loads from a safe ``.npz`` file (:class:`~lowdim.experiments.results.NpzResult`); nothing here draws figures
 (see :mod:`lowdim.plotting`)."""
 
