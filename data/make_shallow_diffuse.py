@@ -1,6 +1,6 @@
 """Cache chapter 11's evaluation of Shallow Diffuse watermarks on the scenes U-Net (lowdim.experiments.shallow_diffuse).
 
-    .venv/bin/python data/make_shallow_diffuse.py       # about 50 minutes on 2 cores
+    .venv/bin/python data/make_shallow_diffuse.py       # about 55 minutes on 2 cores
 
 Writes data/shallow_diffuse.npz: N noises (seed NOISE_SEED) in batches of BATCH; each noise's clean generation and
 its marked twins for every cell:

@@ -163,8 +163,9 @@ class WatermarkStudy(NpzResult):
         """Largest two-sample Kolmogorov–Smirnov statistic over the 14 fitted factors between cell ``c``'s marked
         images (``None``: the clean twins) and the independent clean generations."""
         sample = self.clean_factors if c is None else self.factors[c]
-        return max(stats.ks_2samp(sample[:, f], self.reference_factors[:, f], method="asymp").statistic
-                   for f in range(sample.shape[1]))  # fmt: skip
+        ks = [stats.ks_2samp(sample[:, f], self.reference_factors[:, f], method="asymp").statistic
+              for f in range(sample.shape[1])]  # fmt: skip
+        return float(max(ks))
 
     def summary(self, c: int) -> dict[str, float]:
         """Cell ``c`` in one row: median PSNR/SSIM, mean leak, AUC and TPR at 1 % FPR under every attack."""
