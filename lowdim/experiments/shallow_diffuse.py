@@ -135,6 +135,7 @@ class WatermarkStudy(NpzResult):
     seconds: float  # wall time of the study (all cells, all images)
 
     def cells(self) -> list[Cell]:
+        """The study's cells, one per row of every per-cell array."""
         return [Cell(float(t), KeySpec(b, float(r), float(i)), bool(n))
                 for t, b, r, i, n in zip(self.t, self.band, self.radius, self.inner, self.null_space)]  # fmt: skip
 
