@@ -21,7 +21,7 @@ from .editing import edit_directions, step_along
 from .experiments.loco import factor_vector, fitted_index, local_edit_test, matched, object_masks, outside_quality
 from .experiments.phase import fit_subspaces, sweep_data
 from .experiments.reproducibility import ReproducibilitySweep
-from .experiments.shallow_diffuse import ATTACKS, apply_attack, below, marked_twin, shared_grid
+from .experiments.shallow_diffuse import ATTACKS, apply_attack, below, clean_branch, marked_twin, shared_grid
 from .experiments.students import TeacherStudent
 from .factors import fit_scene_factors
 from .jacobian import jacobian_svd
@@ -425,12 +425,7 @@ def _clean_branch(model, noise: Tensor, steps: int, cache: dict | None) -> dict:
     if cache is not None and "clean" in cache:
         return cache
     grid = shared_grid(model.schedule, steps, T_STARS)
-    states: dict[float, Tensor] = {}
-
-    def keep(info: dict) -> None:
-        states.setdefault(round(float(info["t"]), 6), info["x"].clone())
-
-    clean = sample(model, noise, model.schedule, method="ddim", t_grid=grid, callback=keep).clamp(-1, 1)
+    clean, states = clean_branch(model, noise, grid, T_STARS)
     state = {"clean": clean, "states": states, "grid": grid}
     if cache is not None:
         cache.update(state)
@@ -453,7 +448,7 @@ def watermark_frame(
     sub = below(grid, t_star)
     key = watermark_key(noise.shape[-1], radius, band, 0, generator=torch.Generator().manual_seed(key_seed),
                         dtype=noise.dtype)  # fmt: skip
-    marked, _ = marked_twin(model, state["states"][round(float(t_star), 6)], key, clean, sub)
+    marked, _ = marked_twin(model, state["states"][t_star], key, clean, sub)
     scores = [watermark_score(invert(model, apply_attack(attack, x, 0), model.schedule, t_star, t_grid=sub), key)
               for x in (marked, clean)]  # fmt: skip
     psnr = 10 * torch.log10(4 / (marked - clean).pow(2).mean((1, 2, 3)).clamp_min(1e-12))

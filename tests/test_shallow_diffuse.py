@@ -15,6 +15,7 @@ from lowdim.experiments.shallow_diffuse import (
     WatermarkStudy,
     apply_attack,
     below,
+    clean_branch,
     marked_twin,
     merge,
     shared_grid,
@@ -63,9 +64,7 @@ def test_channel_averaging_keeps_the_other_channels_of_the_clean_twin():
     noise = ld.sample_prior(model.schedule, (4, 3, SIDE, SIDE), generator=gen(2), dtype=torch.float64)
     grid = shared_grid(model.schedule, 20, [0.3])
     key = watermark_key(SIDE, 2.0, "low", channel=1, generator=gen(3), dtype=torch.float64)
-    states = {}
-    clean = ld.sample(model, noise, model.schedule, method="ddim", t_grid=grid,
-                      callback=lambda info: states.setdefault(round(float(info["t"]), 6), info["x"])).clamp(-1, 1)  # fmt: skip
+    clean, states = clean_branch(model, noise, grid, [0.3])
     image, delta = marked_twin(model, states[0.3], key, clean, below(grid, 0.3))
     torch.testing.assert_close(image[:, [0, 2]], clean[:, [0, 2]], rtol=0, atol=0)
     assert float((image[:, 1] - clean[:, 1]).abs().max()) > 0.01

@@ -102,6 +102,21 @@ def shared_grid(schedule, steps: int, t_stars: Sequence[float]) -> Tensor:
     return torch.unique(grid).flip(0)
 
 
+def clean_branch(model: Callable, noise: Tensor, grid: Tensor, times: Sequence[float]) -> tuple[Tensor, dict]:
+    """Sample ``noise`` ``(N, C, S, S)`` down ``grid`` (DDIM with ``model`` and its ``schedule``), keeping the state at
+    each of ``times`` (grid points, e.g. of :func:`shared_grid`). Returns the clean images clipped to [-1, 1] and a
+    dict ``{t: x_t}`` keyed by the given times."""
+    states: dict[float, Tensor] = {}
+
+    def keep(info: dict) -> None:
+        for t in times:  # the sampler runs the grid in the noise's dtype: match within its precision
+            if abs(float(info["t"]) - t) < 1e-6:
+                states[t] = info["x"].clone()
+
+    clean = sample(model, noise, model.schedule, method="ddim", t_grid=grid, callback=keep).clamp(-1, 1)
+    return clean, states
+
+
 def below(grid: Tensor, t: float) -> Tensor:
     """The part of ``grid`` from ``t`` down to 0."""
     return grid[grid <= t + 1e-12]
@@ -253,14 +268,7 @@ def watermark_study(
     t_stars = sorted({cell.t for cell in cells} | {float(t) for t in grid_times})
     grid = shared_grid(schedule, steps, t_stars)
 
-    states: dict[float, Tensor] = {}
-
-    def keep(info: dict) -> None:
-        for t in t_stars:
-            if abs(float(info["t"]) - t) < 1e-6:
-                states[t] = info["x"].clone()
-
-    clean = sample(model, noise, schedule, method="ddim", t_grid=grid, callback=keep).clamp(-1, 1)
+    clean, states = clean_branch(model, noise, grid, t_stars)
     C, A = len(cells), len(attacks)
     marked_scores, clean_scores = np.full((C, A, N), np.nan), np.full((C, A, N), np.nan)
     psnr, ssim, leak, change = (np.full((C, N), np.nan) for _ in range(4))
