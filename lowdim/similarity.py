@@ -1,14 +1,14 @@
 r"""Reproducibility (RP) and generalization (GL) scores (Zhang et al. 2024), with a copy-detection embedding we can
 build offline.
 
-With :math:`M(x, y) = \cos\big(\phi(x), \phi(y)\big)` for an embedding :math:`\phi`,
+With :math:`\operatorname{sim}(x, y) = \cos\big(\psi(x), \psi(y)\big)` for an embedding :math:`\psi`,
 
 .. math::
-    \text{RP} = \mathbb P\big(M(x_1, x_2) > 0.6\big), \qquad
-    \text{GL} = 1 - \mathbb P\big(\max_i M(x, y_i) > 0.6\big),
+    \text{RP} = \mathbb P\big(\operatorname{sim}(\hat x^A, \hat x^B) > 0.6\big), \qquad
+    \text{GL} = 1 - \mathbb P\big(\max_i \operatorname{sim}(\hat x, x^{(i)}) > 0.6\big),
 
 where :math:`(x_1, x_2)` are samples of two models from the same noise and :math:`y_1, \dots, y_N` the training set.
-The papers use SSCD (a self-supervised copy-detection network) for :math:`\phi`; it cannot be downloaded here.
+The papers use SSCD (a self-supervised copy-detection network) for :math:`\psi`; it cannot be downloaded here.
 
 :class:`RandomFourierEmbedding` replaces it: random Fourier features (Rahimi & Recht 2007) of the Gaussian kernel
 :math:`k(x, y) = \exp(-\|x-y\|^2 / 2h^2)`, whose cosine similarity is :math:`k(x, y)` up to
@@ -35,13 +35,13 @@ THRESHOLD = 0.6
 
 
 class RandomFourierEmbedding:
-    r""":math:`\phi(x) = \sqrt{2/m}\,\cos(W x / h + b)`, :math:`W_{ij} \sim \mathcal N(0, 1)`, :math:`b \sim \mathcal U[0, 2\pi)`,
+    r""":math:`\psi(x) = \sqrt{2/m}\,\cos(W x / h + b)`, :math:`W_{ij} \sim \mathcal N(0, 1)`, :math:`b \sim \mathcal U[0, 2\pi)`,
     :math:`h = \tau\sqrt{d}`; ``(B, *shape)`` with ``prod(shape) == dim`` → ``(B, features)``.
 
-    :math:`\langle\phi(x), \phi(y)\rangle \to \exp(-\|x - y\|^2/2h^2)` as ``features`` grows, and
-    :math:`\|\phi(x)\|^2 \to 1`, so the cosine similarity is the Gaussian kernel (module docstring). The random
+    :math:`\langle\psi(x), \psi(y)\rangle \to \exp(-\|x - y\|^2/2h^2)` as ``features`` grows, and
+    :math:`\|\psi(x)\|^2 \to 1`, so the cosine similarity is the Gaussian kernel (module docstring). The random
     draw of :math:`W, b` comes from ``generator`` once, at construction: scores made with one embedding all use the
-    same :math:`\phi`, and two embeddings built from equally seeded generators are the same.
+    same :math:`\psi`, and two embeddings built from equally seeded generators are the same.
     """
 
     def __init__(
@@ -98,14 +98,14 @@ def max_similarity(
 
 
 def rp_score(x1: Tensor, x2: Tensor, threshold: float = THRESHOLD, embed: Embedding | None = None) -> float:
-    r"""Reproducibility score :math:`\mathbb P(M(x_1, x_2) > \text{threshold})` over matched pairs ``x1[i]``, ``x2[i]``
+    r"""Reproducibility score :math:`\mathbb P(\operatorname{sim}(\hat x^A, \hat x^B) > \text{threshold})` over matched pairs ``x1[i]``, ``x2[i]``
     (samples of two models from the same noises)."""
     threshold = _check_threshold(threshold)
     return float((pair_similarity(x1, x2, embed) > threshold).double().mean())
 
 
 def gl_score(samples: Tensor, train: Tensor, threshold: float = THRESHOLD, embed: Embedding | None = None) -> float:
-    r"""Generalization score :math:`1 - \mathbb P(\max_i M(x, y_i) > \text{threshold})`: the fraction of ``samples``
+    r"""Generalization score :math:`1 - \mathbb P(\max_i \operatorname{sim}(\hat x, x^{(i)}) > \text{threshold})`: the fraction of ``samples``
     that are not copies of any item of ``train``."""
     threshold = _check_threshold(threshold)
     best, _ = max_similarity(samples, train, embed)

@@ -8,7 +8,7 @@ transform of one channel. **Injection** replaces those coefficients of a state :
 
 on the chosen channel (the real part makes the image real again). **Detection** inverts an image back to
 :math:`t^\ast` and scores how close its coefficients on :math:`M` are to the key,
-:math:`s(x) = -\operatorname{mean}_M |\mathcal F(x)_M - k_M|`: higher means "watermarked".
+:math:`-\operatorname{mean}_M |\mathcal F(x)_M - k_M|`: higher means "watermarked".
 
 The band places the disc: ``"low"`` at the centre of the shifted spectrum (``fftshift``: the lowest frequencies,
 Tree-Ring's choice), ``"high"`` at the centre of the unshifted spectrum (the highest frequencies, the released

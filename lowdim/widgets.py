@@ -2,11 +2,17 @@
 
 Each explorer is a thin wrapper around a ``*_frame`` function that draws one setting; the chapters call the frame
 function with the explorer's default values for the static figure next to it, so the two always agree.
+
+Every explorer takes ``static``: with ``static=True`` (the default, what the book shows) it draws the frames of a
+modest grid of settings (``grid``, a few dozen PNGs) into nested ``Stack`` widgets whose selection is ``jslink``-ed
+to the controls, so the saved widget state moves on the published site with no kernel; with ``static=False`` the
+controls span their full ranges and every change recomputes the frame live in the kernel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import ipywidgets as widgets
@@ -36,20 +42,114 @@ from .watermark import watermark_key, watermark_score
 Tensor = torch.Tensor
 
 
-def _explorer(draw: Callable[..., None], controls: dict[str, widgets.Widget]) -> widgets.Widget:
-    """Redraw ``draw(**values)`` into an Output widget whenever a control changes."""
-    out = widgets.Output()
+FRAME_DPI = 72  # precomputed frames: small PNGs, a few dozen per explorer
+
+
+def _live_explorer(draw: Callable[..., plt.Figure], controls: dict[str, widgets.Widget]) -> widgets.Widget:
+    """Redraw ``draw(**values)`` into an Image whenever a control changes (needs a running kernel); an exception
+    shows in the Output below it when run in IPython."""
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+    errors = widgets.Output()
 
     def update(_=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            draw(**{name: c.value for name, c in controls.items()})
-            plt.show()
+        with errors:
+            errors.clear_output()
+            image.value = _png(draw(**{name: c.value for name, c in controls.items()}))
 
     for c in controls.values():
         c.observe(update, names="value")
     update()
-    return widgets.VBox([widgets.HBox(list(controls.values())), out])
+    box = widgets.VBox([widgets.HBox(list(controls.values())), image, errors])
+    box.add_class("lowdim-explorer")
+    return box
+
+
+def _near(value, options: Sequence):
+    """``value`` if it is one of ``options``, else the option closest to it."""
+    return min(options, key=lambda o: abs(o - value))
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _grid_control(live: widgets.Widget, options: Sequence) -> widgets.Widget:
+    """The twin of ``live`` restricted to ``options``: a picker keeps its kind, a slider becomes a SelectionSlider;
+    every kind keeps its position in the synced ``index`` trait, which the browser links to the frames."""
+    value = live.value if live.value in options else options[0]
+    pairs = [(_label(v), v) for v in options]
+    if isinstance(live, widgets.Dropdown | widgets.ToggleButtons):
+        return type(live)(options=pairs, value=value, description=live.description)
+    return widgets.SelectionSlider(options=pairs, value=value, description=live.description, continuous_update=False)
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=FRAME_DPI)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _frames(draw: Callable[..., plt.Figure], grid: dict[str, Sequence], fixed: dict, chosen: dict) -> widgets.Widget:
+    """Nested Stacks over the controls of ``grid`` in order, Image leaves: the frame of every setting."""
+    name = next((n for n in grid if n not in chosen), None)
+    if name is None:
+        return widgets.Image(value=_png(draw(**chosen, **fixed)), format="png", layout=widgets.Layout(max_width="100%"))
+    return widgets.Stack([_frames(draw, grid, fixed, {**chosen, name: v}) for v in grid[name]])
+
+
+def _link_stacks(node: widgets.Widget, controls: list[widgets.Widget]) -> None:
+    """Select each Stack's child by its control's index, in the browser (jslink, kept in the saved widget state)
+    and in the kernel (so a control set from Python shows its frame too)."""
+    if not isinstance(node, widgets.Stack):
+        return
+    control = controls[0]
+    node.selected_index = control.index
+    widgets.jslink((control, "index"), (node, "selected_index"))
+    control.observe(lambda change, node=node: setattr(node, "selected_index", change["new"]), names="index")
+    for child in node.children:
+        _link_stacks(child, controls[1:])
+
+
+def _explorer(
+    draw: Callable[..., plt.Figure],
+    controls: dict[str, widgets.Widget],
+    grid: dict[str, Sequence],
+    static: bool,
+) -> widgets.Widget:
+    """An explorer of ``draw(**values)`` over ``controls``.
+
+    ``static=False``: the controls cover their full ranges and each change redraws in the kernel. ``static=True``: the
+    frames of every setting in ``grid`` (a sub-range per control; controls missing from ``grid`` stay at their
+    value) are drawn now, as PNGs in nested ``Stack`` widgets whose selection is linked to the controls in the
+    browser: the explorer then moves on a static page with no kernel behind it.
+    """
+    if not static:
+        return _live_explorer(draw, controls)
+    unknown = set(grid) - set(controls)
+    if unknown:
+        raise ValueError(f"grid: unknown control(s) {sorted(unknown)}; the controls are {list(controls)}")
+    grid = {name: list(values) for name, values in grid.items()}
+    if any(not values for values in grid.values()):
+        raise ValueError("grid: every control needs at least one value")
+    n_frames = int(np.prod([len(v) for v in grid.values()]))
+    if n_frames > MAX_FRAMES:
+        raise ValueError(f"grid: {n_frames} frames, more than {MAX_FRAMES}; use fewer values or static=False")
+    picked = {name: _grid_control(controls[name], values) for name, values in grid.items()}
+    fixed = {name: c.value for name, c in controls.items() if name not in grid}
+    stack = _frames(draw, grid, fixed, {})
+    _link_stacks(stack, list(picked.values()))
+    held = ", ".join(f"{controls[n].description} = {_label(v)}" for n, v in fixed.items())
+    note = widgets.HTML(
+        f"<small>Precomputed: {n_frames} settings{f' ({held} held)' if held else ''}, so the controls also move on "
+        "the static site. In a running notebook, <code>static=False</code> recomputes any setting live.</small>"
+    )
+    box = widgets.VBox([widgets.HBox(list(picked.values())), stack, note])
+    box.add_class("lowdim-explorer")
+    return box
+
+
+MAX_FRAMES = 80
 
 
 def noising_frame(
@@ -71,11 +171,20 @@ def noising_frame(
 
 
 def forward_noising_explorer(
-    points: Tensor, labels: Tensor, image: Tensor, schedule: Schedule, seed: int = 0
+    points: Tensor,
+    labels: Tensor,
+    image: Tensor,
+    schedule: Schedule,
+    seed: int = 0,
+    static: bool = True,
+    grid: dict[str, Sequence] | None = None,
 ) -> widgets.Widget:
-    """Slider over ``t`` for :func:`noising_frame` (default ``t = 0.3``); the noise stays fixed along the slider."""
+    """Slider over ``t`` for :func:`noising_frame` (default ``t = 0.3``); the noise stays fixed along the slider.
+    ``static``/``grid``: precomputed frames over ``grid`` (default 12 times) or a live slider, as in every explorer
+    here (see the module docstring)."""
     slider = widgets.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="t", continuous_update=False)
-    return _explorer(partial(noising_frame, points, labels, image, schedule, seed=seed), {"t": slider})
+    grid = grid or {"t": [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]}
+    return _explorer(partial(noising_frame, points, labels, image, schedule, seed=seed), {"t": slider}, grid, static)
 
 
 def sampler_frame(
@@ -94,12 +203,17 @@ def sampler_frame(
     return fig
 
 
-def sampler_explorer(model: MoLRG, schedule: Schedule, n: int = 500, seed: int = 0) -> widgets.Widget:
-    """Pick a sampler and a number of steps for :func:`sampler_frame` (default Heun, 10 steps)."""
+def sampler_explorer(
+    model: MoLRG, schedule: Schedule, n: int = 500, seed: int = 0, static: bool = True,
+    grid: dict[str, Sequence] | None = None,
+) -> widgets.Widget:  # fmt: skip
+    """Pick a sampler and a number of steps for :func:`sampler_frame` (default Heun, 10 steps); precomputed over
+    the four methods and 2–50 steps unless ``static=False``."""
     method = widgets.Dropdown(options=["euler", "ddim", "heun", "sde"], value="heun", description="method")
     steps = widgets.IntSlider(value=10, min=2, max=100, description="steps", continuous_update=False)
     draw = partial(sampler_frame, model, schedule, n=n, seed=seed)
-    return _explorer(draw, {"method": method, "steps": steps})
+    grid = grid or {"method": ["euler", "ddim", "heun", "sde"], "steps": [2, 5, 10, 20, 50]}
+    return _explorer(draw, {"method": method, "steps": steps}, grid, static)
 
 
 def denoiser_frame(
@@ -132,11 +246,14 @@ def denoiser_frame(
 
 
 def denoiser_explorer(
-    fields: dict[str, Callable[[Tensor, Tensor], Tensor]], model: MoLRG, lim: float = 3.0, grid: int = 13
-) -> widgets.Widget:
-    """Slider over ``t`` for :func:`denoiser_frame` (default ``t = 0.2``)."""
+    fields: dict[str, Callable[[Tensor, Tensor], Tensor]], model: MoLRG, lim: float = 3.0, grid: int = 13,
+    static: bool = True, times: Sequence[float] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
+) -> widgets.Widget:  # fmt: skip
+    """Slider over ``t`` for :func:`denoiser_frame` (default ``t = 0.2``; ``grid`` is the frame's arrow grid, so the
+    precomputed times are ``times``)."""
     slider = widgets.FloatSlider(value=0.2, min=0.02, max=1.0, step=0.02, description="t", continuous_update=False)
-    return _explorer(partial(denoiser_frame, fields, model, lim=lim, grid=grid), {"t": slider})
+    draw = partial(denoiser_frame, fields, model, lim=lim, grid=grid)
+    return _explorer(draw, {"t": slider}, {"t": list(times)}, static)
 
 
 def subspace_cell_frame(K: int = 1, r: int = 4, n: int = 4, d: int = 48, seed: int = 0, steps: int = 600) -> plt.Figure:
@@ -178,34 +295,42 @@ def pca_cell_frame(r: int = 4, n: int = 4, d: int = 48, seed: int = 0, steps: in
     return subspace_cell_frame(1, r, n, d, seed, steps)
 
 
-def subspace_cell_explorer(K: int = 1, d: int = 48) -> widgets.Widget:
-    """Sliders for ``r``, ``N`` and the trial seed of :func:`subspace_cell_frame` (defaults r = 4, N = 4, seed 0)."""
+def subspace_cell_explorer(
+    K: int = 1, d: int = 48, static: bool = True, grid: dict[str, Sequence] | None = None
+) -> widgets.Widget:
+    """Sliders for ``r``, ``N`` and the trial seed of :func:`subspace_cell_frame` (defaults r = 4, N = 4, seed 0);
+    precomputed over r ∈ {2, 4, 6} and N ∈ {1, 2, 4, 8, 12} at trial 0 unless ``static=False``."""
     controls = {
         "r": widgets.IntSlider(value=4, min=1, max=8, description="r", continuous_update=False),
         "n": widgets.IntSlider(value=4, min=1, max=15, description="N", continuous_update=False),
         "seed": widgets.IntSlider(value=0, min=0, max=19, description="trial", continuous_update=False),
     }
-    return _explorer(partial(subspace_cell_frame, K, d=d), controls)
+    grid = grid or {"r": [2, 4, 6], "n": [1, 2, 4, 8, 12]}
+    return _explorer(partial(subspace_cell_frame, K, d=d), controls, grid, static)
 
 
-def pca_cell_explorer(d: int = 48) -> widgets.Widget:
+def pca_cell_explorer(d: int = 48, static: bool = True, grid: dict[str, Sequence] | None = None) -> widgets.Widget:
     """:func:`subspace_cell_explorer` with ``K = 1`` (chapter 6)."""
-    return subspace_cell_explorer(1, d)
+    return subspace_cell_explorer(1, d, static, grid)
 
 
 def digit_denoising_frame(
-    train: Tensor, test: Tensor, K: int = 10, r: int = 8, t: float = 0.3, seed: int = 0, n_show: int = 6
-) -> plt.Figure:
+    train: Tensor, test: Tensor, K: int = 10, r: int = 8, t: float = 0.3, seed: int = 0, n_show: int = 6,
+    cache: dict | None = None,
+) -> plt.Figure:  # fmt: skip
     r"""Held-out digits ``test`` ``(M, 1, 8, 8)`` denoised at time ``t`` (VP) by the optimal denoisers of three models
     fitted to ``train``: one Gaussian, a MoLRG of ``K`` affine rank-``r`` components found by K-subspaces
     (:func:`~lowdim.molrg.fit_molrg_denoiser` with ``center=True``), and the empirical law (memorization). Row titles give
-    each denoiser's MSE per image on all of ``test``, with the same noise for all three."""
+    each denoiser's MSE per image on all of ``test``, with the same noise for all three. ``cache`` (a dict) keeps
+    the fitted models between calls, so moving ``t`` refits nothing."""
     schedule = VP()
-    models = {
-        "one Gaussian": GaussianDenoiser.fit(train),
-        f"MoLRG K={K}, r={r}": fit_molrg_denoiser(train, r, K=K, center=True, generator=stream(seed)),
-        "empirical": EmpiricalDenoiser(train),
-    }
+    cache = {} if cache is None else cache
+    if "gaussian" not in cache:
+        cache["gaussian"] = GaussianDenoiser.fit(train)
+    if (K, r, seed) not in cache:
+        cache[K, r, seed] = fit_molrg_denoiser(train, r, K=K, center=True, generator=stream(seed))
+    models = {"one Gaussian": cache["gaussian"], f"MoLRG K={K}, r={r}": cache[K, r, seed],
+              "empirical": EmpiricalDenoiser(train)}  # fmt: skip
     noisy = perturb(test, t, schedule, generator=stream(seed))[0]
     rows = {"clean": test, f"noisy, t = {t:.2f}": noisy}
     for name, model in models.items():
@@ -220,14 +345,18 @@ def digit_denoising_frame(
     return fig
 
 
-def digit_denoising_explorer(train: Tensor, test: Tensor) -> widgets.Widget:
-    """Sliders for ``K``, ``r`` and ``t`` of :func:`digit_denoising_frame` (defaults K = 10, r = 8, t = 0.3)."""
+def digit_denoising_explorer(
+    train: Tensor, test: Tensor, static: bool = True, grid: dict[str, Sequence] | None = None
+) -> widgets.Widget:
+    """Sliders for ``K``, ``r`` and ``t`` of :func:`digit_denoising_frame` (defaults K = 10, r = 8, t = 0.3);
+    precomputed over K ∈ {1, 5, 10}, r ∈ {2, 8}, t ∈ {0.1, 0.3, 0.6} unless ``static=False``."""
     controls = {
         "K": widgets.IntSlider(value=10, min=1, max=20, description="K", continuous_update=False),
         "r": widgets.IntSlider(value=8, min=1, max=32, description="r", continuous_update=False),
         "t": widgets.FloatSlider(value=0.3, min=0.02, max=0.9, step=0.02, description="t", continuous_update=False),
     }
-    return _explorer(partial(digit_denoising_frame, train, test), controls)
+    grid = grid or {"K": [1, 5, 10], "r": [2, 8], "t": [0.1, 0.3, 0.6]}
+    return _explorer(partial(digit_denoising_frame, train, test, cache={}), controls, grid, static)
 
 
 def nearest_training_frame(
@@ -239,6 +368,7 @@ def nearest_training_frame(
     capacity = capacity or sweep.capacities[-1]
     i, j = sweep.capacities.index(capacity), sweep.sample_sizes.index(N)
     samples = torch.as_tensor(sweep.samples[i, j, :n_show], dtype=pool.dtype)
+    n_show = len(samples)  # a sweep may keep fewer samples than asked for
     best, idx = max_similarity(samples, pool[:N], embed)
     fig = plotting.image_rows({f"generated ({capacity}, N = {N}; GL = {sweep.gl[i, j]:.2f})": samples,
                                "most similar training image": pool[:N][idx]}, n_show)  # fmt: skip
@@ -248,14 +378,19 @@ def nearest_training_frame(
 
 
 def nearest_training_explorer(
-    sweep: ReproducibilitySweep, pool: Tensor, embed: Embedding | None = None
-) -> widgets.Widget:
-    """Choose the capacity and N of :func:`nearest_training_frame` (defaults: the largest capacity, N = 64)."""
+    sweep: ReproducibilitySweep, pool: Tensor, embed: Embedding | None = None, static: bool = True,
+    grid: dict[str, Sequence] | None = None,
+) -> widgets.Widget:  # fmt: skip
+    """Choose the capacity and N of :func:`nearest_training_frame` (defaults: the largest capacity, N = 64);
+    precomputed over every cached setting unless ``static=False``."""
     controls = {
         "capacity": widgets.Dropdown(options=sweep.capacities, value=sweep.capacities[-1], description="network"),
-        "N": widgets.SelectionSlider(options=sweep.sample_sizes, value=64, description="N", continuous_update=False),
+        "N": widgets.SelectionSlider(
+            options=sweep.sample_sizes, value=_near(64, sweep.sample_sizes), description="N", continuous_update=False
+        ),
     }
-    return _explorer(partial(nearest_training_frame, sweep, pool, embed=embed), controls)
+    grid = grid or {"capacity": sweep.capacities, "N": sweep.sample_sizes}
+    return _explorer(partial(nearest_training_frame, sweep, pool, embed=embed), controls, grid, static)
 
 
 def teacher_student_frame(result: TeacherStudent, teacher: MoLRG, width: int | None = None, N: int = 64,
@@ -284,13 +419,19 @@ def teacher_student_frame(result: TeacherStudent, teacher: MoLRG, width: int | N
     return fig
 
 
-def teacher_student_explorer(result: TeacherStudent, teacher: MoLRG) -> widgets.Widget:
-    """Choose the student width and N of :func:`teacher_student_frame` (defaults: the largest width, N = 64)."""
+def teacher_student_explorer(
+    result: TeacherStudent, teacher: MoLRG, static: bool = True, grid: dict[str, Sequence] | None = None
+) -> widgets.Widget:
+    """Choose the student width and N of :func:`teacher_student_frame` (defaults: the largest width, N = 64);
+    precomputed over every cached setting unless ``static=False``."""
     controls = {
         "width": widgets.Dropdown(options=result.widths, value=result.widths[-1], description="width"),
-        "N": widgets.SelectionSlider(options=result.sample_sizes, value=64, description="N", continuous_update=False),
+        "N": widgets.SelectionSlider(
+            options=result.sample_sizes, value=_near(64, result.sample_sizes), description="N", continuous_update=False
+        ),
     }
-    return _explorer(partial(teacher_student_frame, result, teacher), controls)
+    grid = grid or {"width": result.widths, "N": result.sample_sizes}
+    return _explorer(partial(teacher_student_frame, result, teacher), controls, grid, static)
 
 
 def singular_vectors_frame(
@@ -315,22 +456,26 @@ def singular_vectors_frame(
     for i in range(k):
         v = V[i] / V[i].abs().max()
         plotting.show_image(axes[0, i + 1], v)
-        axes[0, i + 1].set_title(f"$v_{{{i + 1}}}$, σ = {float(svd.S[0, i]):.2f}", fontsize=8)
+        axes[0, i + 1].set_title(f"$v_{{{i + 1}}}$, $s_{{{i + 1}}}$ = {float(svd.S[0, i]):.2f}", fontsize=8)
         plotting.show_image(axes[1, i + 1], edited[i])
         axes[1, i + 1].set_title(f"$D(x_t + {step:g} v_{{{i + 1}}})$", fontsize=7)
     return fig
 
 
-def singular_vectors_explorer(D: Callable[[Tensor, Tensor], Tensor], x0: Tensor, step: float = 12.0) -> widgets.Widget:
-    """Choose ``t`` and ``k`` of :func:`singular_vectors_frame` (defaults 0.5 and 6); each change runs a matrix-free
-    top-``k`` SVD (a few seconds at d = 3072)."""
+def singular_vectors_explorer(
+    D: Callable[[Tensor, Tensor], Tensor], x0: Tensor, step: float = 12.0, static: bool = True,
+    grid: dict[str, Sequence] | None = None,
+) -> widgets.Widget:  # fmt: skip
+    """Choose ``t`` and ``k`` of :func:`singular_vectors_frame` (defaults 0.5 and 6); each frame runs a matrix-free
+    top-``k`` SVD (a few seconds at d = 3072), so the precomputed grid holds ``k = 6`` and moves ``t``."""
     controls = {
         "t": widgets.SelectionSlider(
             options=[0.1, 0.3, 0.5, 0.7, 0.9], value=0.5, description="t", continuous_update=False
         ),  # fmt: skip
         "k": widgets.IntSlider(value=6, min=1, max=8, description="k", continuous_update=False),
     }
-    return _explorer(partial(singular_vectors_frame, D, x0, step=step), controls)
+    grid = grid or {"t": [0.1, 0.3, 0.5, 0.7, 0.9]}
+    return _explorer(partial(singular_vectors_frame, D, x0, step=step), controls, grid, static)
 
 
 def _edit_state(model, x0: Tensor, latents: dict[str, Tensor], image: int, obj: int, t: float, null_rank: int,
@@ -384,7 +529,7 @@ def loco_edit_frame(
     shown = v[0, :, 0].reshape(x0.shape[1:])
     plotting.show_image(axes[2], shown / shown.abs().max())
     sigma = float(state["dirs"].singular_values[0, direction - 1])
-    axes[2].set_title(f"$v_{{{direction}}}$ projected, σ = {sigma:.2f}", fontsize=8)
+    axes[2].set_title(f"$v_{{{direction}}}$ projected, $s_{{{direction}}}$ = {sigma:.2f}", fontsize=8)
     plotting.show_image(axes[3], edited[0])
     axes[3].set_title(f"edit, λ = {lam:+.2g}", fontsize=8)
     axes[4].imshow(delta.numpy(), cmap="magma", vmin=0, vmax=1)
@@ -400,7 +545,8 @@ def loco_edit_frame(
 
 
 def loco_edit_explorer(model, x0: Tensor, latents: dict[str, Tensor], t: float = 0.5, null_rank: int = 20,
-                       lam: float = 2.0) -> widgets.Widget:  # fmt: skip
+                       lam: float = 2.0, static: bool = True,
+                       grid: dict[str, Sequence] | None = None) -> widgets.Widget:  # fmt: skip
     """Choose the scene, the object to mask, the singular vector and λ (from −2 ``lam`` to 2 ``lam``) of
     :func:`loco_edit_frame`. A new scene or object costs an inversion and two masked SVDs (a few seconds); a new
     direction or λ one denoising pass."""
@@ -413,7 +559,14 @@ def loco_edit_explorer(model, x0: Tensor, latents: dict[str, Tensor], t: float =
             options=[round(k * lam / 2, 6) for k in range(-4, 5)], value=lam, description="λ", continuous_update=False
         ),  # fmt: skip
     }
-    return _explorer(partial(loco_edit_frame, model, x0, latents, t=t, null_rank=null_rank, cache=cache), controls)
+    grid = grid or {
+        "image": [0, 1],
+        "obj": [0, 1],
+        "direction": [1, 2],
+        "lam": [round(k * lam / 2, 6) for k in (-4, -2, 0, 2, 4)],
+    }
+    draw = partial(loco_edit_frame, model, x0, latents, t=t, null_rank=null_rank, cache=cache)
+    return _explorer(draw, controls, grid, static)
 
 
 T_STARS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -441,14 +594,19 @@ def watermark_frame(
     ``key_seed``, channel 0) injected at ``t_star`` (:math:`t^\ast = 1`: Tree-Ring), detection after ``attack``. Panels for the first noise: the clean twin, the
     marked image, their difference ×10 and the attacked marked image; then the detection scores of all ``n`` marked
     images against their clean twins under the attack, with the PSNR in the title. ``cache`` (a dict) keeps the
-    clean generations between calls."""
+    clean generations and each key's marked generations between calls."""
     noise = noise.to(next(model.parameters()).dtype)  # a network's noises follow its weights
     state = _clean_branch(model, noise, steps, cache)
     clean, grid = state["clean"], state["grid"]
     sub = below(grid, t_star)
     key = watermark_key(noise.shape[-1], radius, band, 0, generator=torch.Generator().manual_seed(key_seed),
                         dtype=noise.dtype)  # fmt: skip
-    marked, _ = marked_twin(model, state["states"][t_star], key, clean, sub)
+    twin = (t_star, band, radius, key_seed)
+    marked = cache.get(twin) if cache is not None else None
+    if marked is None:
+        marked, _ = marked_twin(model, state["states"][t_star], key, clean, sub)
+        if cache is not None:
+            cache[twin] = marked
     scores = [watermark_score(invert(model, apply_attack(attack, x, 0), model.schedule, t_star, t_grid=sub), key)
               for x in (marked, clean)]  # fmt: skip
     psnr = 10 * torch.log10(4 / (marked - clean).pow(2).mean((1, 2, 3)).clamp_min(1e-12))
@@ -469,7 +627,9 @@ def watermark_frame(
     return fig
 
 
-def watermark_explorer(model, noise: Tensor, steps: int = 25) -> widgets.Widget:
+def watermark_explorer(
+    model, noise: Tensor, steps: int = 25, static: bool = True, grid: dict[str, Sequence] | None = None
+) -> widgets.Widget:
     r"""Choose the injection time :math:`t^\ast`, the key's band and the attack of :func:`watermark_frame`. The clean
     generations are sampled once; each change costs one marked generation and two inversions."""
     cache: dict = {}
@@ -478,7 +638,12 @@ def watermark_explorer(model, noise: Tensor, steps: int = 25) -> widgets.Widget:
         "band": widgets.ToggleButtons(options=["low", "high"], value="high", description="band"),
         "attack": widgets.Dropdown(options=list(ATTACKS), value="clean", description="attack"),
     }
-    return _explorer(partial(watermark_frame, model, noise, steps=steps, cache=cache), controls)
+    grid = grid or {
+        "t_star": [0.1, 0.3, 0.5, 1.0],
+        "band": ["low", "high"],
+        "attack": ["clean", "jpeg25", "brightness"],
+    }
+    return _explorer(partial(watermark_frame, model, noise, steps=steps, cache=cache), controls, grid, static)
 
 
 __all__ = [

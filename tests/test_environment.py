@@ -14,7 +14,8 @@ def _normalize(req: str) -> str:
 
 def test_environment_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_normalize(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = project["optional-dependencies"]
+    wanted = {_normalize(r) for r in project["dependencies"] + extras["book"] + extras["dev"]}
     lines = (ROOT / "environment.yml").read_text().splitlines()
     start = lines.index("  - pip:")
     pip_reqs = [ln.strip()[2:] for ln in lines[start + 1 :] if ln.strip().startswith("- ")]
