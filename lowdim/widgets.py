@@ -135,8 +135,11 @@ def _explorer(
     n_frames = int(np.prod([len(v) for v in grid.values()]))
     if n_frames > MAX_FRAMES:
         raise ValueError(f"grid: {n_frames} frames, more than {MAX_FRAMES}; use fewer values or static=False")
-    picked = {name: _grid_control(controls[name], values) for name, values in grid.items()}
+    # a control with one value in the grid is held there, like one missing from it, and not shown
     fixed = {name: c.value for name, c in controls.items() if name not in grid}
+    fixed |= {name: values[0] for name, values in grid.items() if len(values) == 1}
+    grid = {name: values for name, values in grid.items() if len(values) > 1}
+    picked = {name: _grid_control(controls[name], values) for name, values in grid.items()}
     stack = _frames(draw, grid, fixed, {})
     _link_stacks(stack, list(picked.values()))
     held = ", ".join(f"{controls[n].description} = {_label(v)}" for n, v in fixed.items())
@@ -299,13 +302,13 @@ def subspace_cell_explorer(
     K: int = 1, d: int = 48, static: bool = True, grid: dict[str, Sequence] | None = None
 ) -> widgets.Widget:
     """Sliders for ``r``, ``N`` and the trial seed of :func:`subspace_cell_frame` (defaults r = 4, N = 4, seed 0);
-    precomputed over r ∈ {2, 4, 6} and N ∈ {1, 2, 4, 8, 12} at trial 0 unless ``static=False``."""
+    precomputed over r ∈ {2, 4} and N ∈ {1, 2, 4, 8} at trial 0 (each frame trains a DAE) unless ``static=False``."""
     controls = {
         "r": widgets.IntSlider(value=4, min=1, max=8, description="r", continuous_update=False),
         "n": widgets.IntSlider(value=4, min=1, max=15, description="N", continuous_update=False),
         "seed": widgets.IntSlider(value=0, min=0, max=19, description="trial", continuous_update=False),
     }
-    grid = grid or {"r": [2, 4, 6], "n": [1, 2, 4, 8, 12]}
+    grid = grid or {"r": [2, 4], "n": [1, 2, 4, 8]}
     return _explorer(partial(subspace_cell_frame, K, d=d), controls, grid, static)
 
 
@@ -349,13 +352,13 @@ def digit_denoising_explorer(
     train: Tensor, test: Tensor, static: bool = True, grid: dict[str, Sequence] | None = None
 ) -> widgets.Widget:
     """Sliders for ``K``, ``r`` and ``t`` of :func:`digit_denoising_frame` (defaults K = 10, r = 8, t = 0.3);
-    precomputed over K ∈ {1, 5, 10}, r ∈ {2, 8}, t ∈ {0.1, 0.3, 0.6} unless ``static=False``."""
+    precomputed over K ∈ {1, 10}, r ∈ {2, 8}, t ∈ {0.1, 0.3, 0.6} unless ``static=False``."""
     controls = {
         "K": widgets.IntSlider(value=10, min=1, max=20, description="K", continuous_update=False),
         "r": widgets.IntSlider(value=8, min=1, max=32, description="r", continuous_update=False),
         "t": widgets.FloatSlider(value=0.3, min=0.02, max=0.9, step=0.02, description="t", continuous_update=False),
     }
-    grid = grid or {"K": [1, 5, 10], "r": [2, 8], "t": [0.1, 0.3, 0.6]}
+    grid = grid or {"K": [1, 10], "r": [2, 8], "t": [0.1, 0.3, 0.6]}
     return _explorer(partial(digit_denoising_frame, train, test, cache={}), controls, grid, static)
 
 
@@ -560,7 +563,7 @@ def loco_edit_explorer(model, x0: Tensor, latents: dict[str, Tensor], t: float =
         ),  # fmt: skip
     }
     grid = grid or {
-        "image": [0, 1],
+        "image": [0],  # each scene and object costs an inversion and two masked SVDs
         "obj": [0, 1],
         "direction": [1, 2],
         "lam": [round(k * lam / 2, 6) for k in (-4, -2, 0, 2, 4)],
