@@ -14,16 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.stats import linregress
-from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_generator, check_positive_int
-from .._random import randn, spawn, stream
+from .._random import randn, spawn_seeds, stream
 from ..dae import SIGMA_RANGE, LowRankDAE, dae_loss, train_dae
 from ..subspaces import batched_recovery_error, k_subspaces_batched, orthonormal_columns, top_eigenvectors
+from .engine import run_tasks
 from .results import NpzResult, smallest_size
 
 Tensor = torch.Tensor
@@ -132,6 +134,23 @@ def fit_dae_batched(
     return model.bases[best].to(X.dtype)
 
 
+def _phase_row(method: str, d: int, K: int, sample_sizes: list[int], trials: int, restarts: int | None, steps: int,
+               chunk_size: int, task: tuple[int, int]) -> dict[str, Tensor]:  # fmt: skip
+    """One row of :func:`phase_transition`: recovery errors ``(len(sample_sizes), trials)`` at rank ``task[0]``,
+    drawn from the row's own seed ``task[1]``."""
+    r, seed = task
+    g = stream(seed)
+    X, truth = sweep_data(d, K, r, sample_sizes, trials, g)
+    col_mask = torch.ones(len(X), K, r, dtype=torch.bool)
+    size = len(X) if method == "dae" else chunk_size  # one stacked DAE per row; chunks bound memory otherwise
+    errors = []
+    for start in range(0, len(X), size):
+        sl = slice(start, start + size)
+        est = fit_subspaces(method, X[sl], col_mask[sl], g, restarts, steps)
+        errors.append(batched_recovery_error(est, truth[sl], col_mask[sl]))
+    return {"errors": torch.cat(errors).reshape(len(sample_sizes), trials)}
+
+
 def phase_transition(
     method: str,
     d: int,
@@ -145,6 +164,9 @@ def phase_transition(
     progress: bool = False,
     restarts: int | None = None,
     steps: int = 600,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
 ) -> PhaseTransition:
     """Success probability of recovering ``K`` orthogonal rank-``r`` subspaces from ``N`` points each.
 
@@ -153,7 +175,8 @@ def phase_transition(
     the data and the success criterion. Each row (rank) is an independently seeded sub-sweep (one child stream
     of ``generator`` per row), so the same seed gives the same sweep and a sweep over the first ranks reproduces those
     rows; within a row all trials and sample sizes run batched, in chunks of ``chunk_size`` (one stacked DAE for
-    ``"dae"``).
+    ``"dae"``). The rows are the tasks of :func:`~lowdim.experiments.engine.run_tasks`: ``workers``, ``scheduler``
+    and ``store`` run them on Dask and keep finished rows, with the same result as the serial run.
     """
     check_choice(method, "method", METHODS)
     d, K, trials = check_positive_int(d, "d"), check_positive_int(K, "K"), check_positive_int(trials, "trials")
@@ -170,16 +193,10 @@ def phase_transition(
             f"ranks must satisfy K * max(ranks) <= d for orthogonal subspaces, got {K} * {max(ranks)} > {d}"
         )
     generator = check_generator(generator)
-    rows = []
-    for r, g in tqdm(list(zip(ranks, spawn(generator, len(ranks)))), desc=f"{method} sweep", disable=not progress):
-        X, truth = sweep_data(d, K, r, sample_sizes, trials, g)
-        col_mask = torch.ones(len(X), K, r, dtype=torch.bool)
-        size = len(X) if method == "dae" else chunk_size  # one stacked DAE per row; chunks bound memory otherwise
-        errors = []
-        for start in range(0, len(X), size):
-            sl = slice(start, start + size)
-            est = fit_subspaces(method, X[sl], col_mask[sl], g, restarts, steps)
-            errors.append(batched_recovery_error(est, truth[sl], col_mask[sl]))
-        rows.append(torch.cat(errors).reshape(len(sample_sizes), trials))
+    tasks = list(zip(ranks, spawn_seeds(generator, len(ranks))))  # (rank, the row's own seed)
+    row = partial(_phase_row, method, d, K, list(sample_sizes), trials, restarts, steps, chunk_size)
+    done = run_tasks(row, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
+                     desc=f"{method} sweep")  # fmt: skip
+    rows = [torch.as_tensor(r["errors"]) for r in done]
     errors = torch.stack(rows).cpu().numpy()
     return PhaseTransition(method, d, K, list(ranks), list(sample_sizes), errors, threshold)

@@ -4,8 +4,9 @@ size at which a condition starts to hold."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,12 @@ class NpzResult:
     ``allow_pickle=False``, converting each array to its field's annotated type."""
 
     def save(self, path: str | Path) -> None:
-        """Write every field to ``path`` (``.npz``, plain arrays, no pickle)."""
+        """Write every field to ``path`` (``.npz``, plain arrays, no pickle), atomically (:func:`write_npz_atomic`)."""
         arrays = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
         for name, value in arrays.items():
             if value.dtype == object:
                 raise TypeError(f"field {name} must hold numbers or strings to be saved without pickle")
-        np.savez_compressed(path, **arrays)
+        write_npz_atomic(path, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> typing.Self:
@@ -38,6 +39,19 @@ class NpzResult:
                 else:
                     values[field.name] = array
         return cls(**values)
+
+
+def write_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` (compressed ``.npz``) through a temporary file in the same folder and a rename,
+    so a reader never sees a half-written file and an interrupted write leaves the old file in place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 SCALARS = {"int": int, "float": float, "str": str}

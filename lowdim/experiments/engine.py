@@ -1,0 +1,155 @@
+"""Studies as independent tasks, run serially or on Dask distributed.
+
+A study is a list of *tasks* (a row of a phase sweep, a network of a reproducibility sweep, a batch of images) and
+a function that computes one task's result from the task alone. Each task carries its own seed, drawn from the
+study's generator by its index (:func:`~lowdim._random.spawn_seeds`), so the results do not depend on how many
+workers run the tasks or in which order they finish.
+
+:func:`run_tasks` runs them
+
+- serially (``workers=0``): the reference that the tests compare the parallel runs against;
+- on a ``distributed.LocalCluster`` of ``workers`` worker processes with one thread each, torch set to one thread
+  in each (two processes with torch's default threads on two cores were measured up to 10x slower, from
+  busy-waiting);
+- or on an existing cluster, ``scheduler="tcp://host:8786"``.
+
+With ``store`` (a folder), each finished task is written there as it completes (``task-00012.npz``, to a temporary
+name first, then renamed), and a rerun loads the finished tasks instead of computing them again: an interrupted
+sweep resumes where it stopped. A task's result is a dict of arrays, which is what an ``.npz`` file holds without
+pickle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .results import write_npz_atomic
+
+TaskResult = dict[str, np.ndarray]
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _as_arrays(result: Mapping) -> TaskResult:
+    if not isinstance(result, Mapping):
+        raise TypeError(f"a task must return a dict of arrays, got {type(result).__name__}")
+    return {
+        str(k): (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in result.items()
+    }
+
+
+def _single_threaded(compute: Callable, task) -> TaskResult:
+    """Run one task with torch on one thread (on whatever worker runs it) and return its arrays."""
+    torch.set_num_threads(1)
+    return _as_arrays(compute(task))
+
+
+def _task_path(store: Path, index: int) -> Path:
+    return store / f"task-{index:05d}.npz"
+
+
+def _load(path: Path) -> TaskResult:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@contextlib.contextmanager
+def dask_client(workers: int = 0, scheduler: str | None = None) -> Iterator:
+    """A ``distributed.Client``: connected to ``scheduler`` when given, else to a new ``LocalCluster`` of ``workers``
+    single-threaded worker processes (closed on exit)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR, env=SINGLE_THREAD_ENV,
+        ) as cluster,
+        Client(cluster) as client,
+    ):  # fmt: skip
+        yield client
+
+
+def run_tasks(
+    compute: Callable[[object], Mapping],
+    tasks: Sequence,
+    *,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
+    progress: bool = True,
+    desc: str = "tasks",
+    on_result: Callable[[int, TaskResult], None] | None = None,
+) -> list[TaskResult]:
+    """``[compute(task) for task in tasks]`` as dicts of arrays, serially or on Dask (see the module docstring).
+
+    ``compute`` must be picklable (a module-level function or a ``functools.partial`` of one) when run on Dask.
+    ``store``: a folder of finished tasks; tasks found there are loaded, not computed. ``on_result(index, result)``
+    is called in the caller's process as each computed task finishes. Returns the results in the order of ``tasks``.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be a non-negative int (0: serial), got {workers!r}")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise TypeError(
+            f"scheduler must be an address string such as 'tcp://host:8786', got {type(scheduler).__name__}"
+        )
+    if scheduler is not None and workers:
+        raise ValueError("give either workers (a local cluster) or scheduler (an existing cluster), not both")
+    tasks = list(tasks)
+    results: list[TaskResult | None] = [None] * len(tasks)
+    if store is not None:
+        store = Path(store)
+        store.mkdir(parents=True, exist_ok=True)
+        for i in range(len(tasks)):
+            if _task_path(store, i).is_file():
+                results[i] = _load(_task_path(store, i))
+    pending = [i for i, r in enumerate(results) if r is None]
+
+    def finish(i: int, result: TaskResult) -> None:
+        results[i] = result
+        if store is not None:
+            write_npz_atomic(_task_path(store, i), result)
+        if on_result is not None:
+            on_result(i, result)
+
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc=desc, disable=not progress)
+    with bar:
+        if not workers and scheduler is None:
+            for i in pending:
+                finish(i, _as_arrays(compute(tasks[i])))
+                bar.update()
+        elif pending:
+            from distributed import as_completed
+
+            with dask_client(workers, scheduler) as client:
+                futures = {client.submit(_single_threaded, compute, tasks[i], pure=False): i for i in pending}
+                for future in as_completed(futures):
+                    finish(futures[future], future.result())
+                    bar.update()
+    return results  # type: ignore[return-value]
+
+
+def sweep_arguments(names: Sequence[str], description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line every ``data/make_*.py`` script shares: ``--workers N`` (a local Dask cluster; 0 runs
+    serially), ``--scheduler ADDRESS`` (an existing cluster), ``--only NAME`` (one of ``names``, repeatable) and
+    ``--no-progress``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--workers", type=int, default=0, help="local Dask workers, one thread each (0: serial)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, tcp://host:8786")
+    parser.add_argument("--only", action="append", choices=list(names), help="compute only this result")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.workers and args.scheduler:
+        parser.error("give --workers or --scheduler, not both")
+    args.only = args.only or list(names)
+    return args

@@ -1,0 +1,133 @@
+"""lowdim.experiments.engine: a sweep's tasks give the same result serially, on a two-worker Dask cluster, with a
+worker killed mid-sweep, and after an interruption (only the unfinished tasks run again)."""
+
+import os
+import signal
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+import lowdim as ld
+from lowdim.experiments import engine
+from lowdim.experiments.phase import _phase_row
+
+# A small DAE sweep: 6 rows, each about a second on one thread.
+SWEEP = dict(method="dae", d=12, K=2, ranks=[1, 2, 3, 1, 2, 3], sample_sizes=[1, 2, 4], trials=2, steps=60)
+
+
+def _sweep(**kw):
+    return ld.phase_transition(**SWEEP, generator=torch.Generator().manual_seed(0), progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def serial_store(tmp_path_factory):
+    """The serial sweep, with its finished rows kept in a store folder."""
+    store = tmp_path_factory.mktemp("store")
+    return _sweep(store=store), store
+
+
+@pytest.fixture(scope="module")
+def serial(serial_store):
+    return serial_store[0]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=engine.SINGLE_THREAD_ENV
+    ) as c:
+        yield c
+
+
+def test_two_workers_give_the_serial_sweep_bit_for_bit(serial, cluster):
+    parallel = _sweep(scheduler=cluster.scheduler_address)
+    assert np.array_equal(parallel.errors, serial.errors)
+    assert serial.errors.shape == (6, 3, 2) and np.isfinite(serial.errors).all()
+
+
+def test_a_local_cluster_started_by_workers_gives_the_serial_sweep(serial):
+    pytest.importorskip("distributed")
+    assert np.array_equal(_sweep(workers=2).errors, serial.errors)
+
+
+def test_a_worker_killed_mid_sweep_does_not_change_the_result(serial, cluster):
+    from distributed import Client
+
+    with Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_one(index, result):
+        if not killed:  # after the first finished task, while the others run
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(index)
+
+    settings = (SWEEP["method"], SWEEP["d"], SWEEP["K"], SWEEP["sample_sizes"], SWEEP["trials"], None, 60, 256)
+    seeds = ld._random.spawn_seeds(torch.Generator().manual_seed(0), len(SWEEP["ranks"]))
+    tasks = list(zip(SWEEP["ranks"], seeds))
+    results = engine.run_tasks(partial(_phase_row, *settings), tasks, scheduler=cluster.scheduler_address,
+                               progress=False, on_result=kill_one)  # fmt: skip
+    assert killed, "no task finished"
+    assert np.array_equal(np.stack([r["errors"] for r in results]), serial.errors)
+
+
+class Flaky:
+    """Counts the tasks it computes and fails on task ``fail_at`` (an interruption)."""
+
+    def __init__(self, fail_at=None):
+        self.computed, self.fail_at = [], fail_at
+
+    def __call__(self, task):
+        if task == self.fail_at:
+            raise KeyboardInterrupt
+        self.computed.append(task)
+        return {"value": np.full(3, float(task) ** 2), "task": task}
+
+
+def test_an_interrupted_sweep_resumes_and_recomputes_only_unfinished_tasks(tmp_path):
+    tasks = list(range(10))
+    first = Flaky(fail_at=6)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run_tasks(first, tasks, store=tmp_path, progress=False)
+    assert first.computed == [0, 1, 2, 3, 4, 5] and len(list(tmp_path.glob("task-*.npz"))) == 6
+    second = Flaky()
+    results = engine.run_tasks(second, tasks, store=tmp_path, progress=False)
+    assert second.computed == [6, 7, 8, 9]  # four tasks, not ten
+    assert [int(r["task"]) for r in results] == tasks
+    assert all(np.array_equal(r["value"], np.full(3, float(t) ** 2)) for r, t in zip(results, tasks))
+    assert not list(tmp_path.glob(".*.tmp"))  # every write was completed and renamed
+
+
+def test_a_resumed_phase_sweep_equals_the_serial_one(serial_store):
+    serial, store = serial_store
+    for path in sorted(store.glob("task-*.npz"))[3:]:
+        path.unlink()  # as if interrupted after three rows
+    assert np.array_equal(_sweep(store=store).errors, serial.errors)
+    assert len(list(store.glob("task-*.npz"))) == 6
+
+
+def test_atomic_write_replaces_a_file_whole(tmp_path):
+    path = tmp_path / "result.npz"
+    engine.write_npz_atomic(path, {"a": np.arange(3)})
+    engine.write_npz_atomic(path, {"a": np.arange(5)})
+    with np.load(path, allow_pickle=False) as f:
+        assert f["a"].tolist() == [0, 1, 2, 3, 4]
+    assert [p.name for p in tmp_path.iterdir()] == ["result.npz"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="workers"):
+        engine.run_tasks(Flaky(), [1], workers=-1)
+    with pytest.raises(ValueError, match="not both"):
+        engine.run_tasks(Flaky(), [1], workers=2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(TypeError, match="scheduler"):
+        engine.run_tasks(Flaky(), [1], scheduler=8786)
+    with pytest.raises(TypeError, match="dict of arrays"):
+        engine.run_tasks(lambda t: [t], [1], progress=False)
+    args = engine.sweep_arguments(["a", "b"], "test", ["--workers", "2", "--only", "b"])
+    assert args.workers == 2 and args.only == ["b"] and args.scheduler is None and args.progress
+    with pytest.raises(SystemExit):
+        engine.sweep_arguments(["a"], "test", ["--workers", "2", "--scheduler", "tcp://x:1"])
