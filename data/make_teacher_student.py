@@ -2,17 +2,24 @@
 N samples of an exact MoLRG teacher.
 
     .venv/bin/python data/make_teacher_student.py      # 16 students + 3 training curves; about 12 minutes on 2 cores
+    .venv/bin/python data/make_teacher_student.py --only teacher_student --workers 2     # the students on Dask
 
-Writes data/teacher_student.npz and data/teacher_student_curves.npz. Each student is seeded by its width and N, and all share the evaluation noise, so
-tests/test_data_cache.py retrains the extreme cells and compares them with the file.
+Writes data/teacher_student.npz and data/teacher_student_curves.npz (atomically). Each student (width, N) is a
+task seeded by its width and N, and all share the evaluation noise, so any number of workers gives the same file;
+finished students are kept in data/.tasks/teacher_student/ until the file is written, so an interrupted run
+resumes. tests/test_data_cache.py retrains the extreme cells and compares them with the file. The three training
+curves run serially (--only teacher_student_curves).
 """
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import lowdim as ld
+from lowdim.experiments.engine import sweep_arguments
+from lowdim.experiments.results import write_npz_atomic
 from lowdim.experiments.students import TeacherStudent, teacher_student, training_curve
 
 TEACHER = dict(d=32, K=2, r=4)
@@ -29,11 +36,12 @@ def teacher() -> ld.MoLRG:
     return ld.random_molrg(**TEACHER, generator=torch.Generator().manual_seed(SEED), dtype=torch.float32)
 
 
-def compute(widths: list[int] | None = None, sample_sizes: list[int] | None = None) -> TeacherStudent:
-    """The sweep for a subset of ``widths`` and ``sizes``; the pool always holds max(SIZES) samples."""
+def compute(widths: list[int] | None = None, sample_sizes: list[int] | None = None, **run) -> TeacherStudent:
+    """The sweep for a subset of ``widths`` and ``sizes``; the pool always holds max(SIZES) samples. ``run``:
+    ``workers``, ``scheduler``, ``store``, ``progress`` of :func:`~lowdim.experiments.engine.run_tasks`."""
     return teacher_student(
         teacher(), sample_sizes or SIZES, widths or WIDTHS, generator=torch.Generator().manual_seed(SEED + 1),
-        progress=True, pool_size=max(SIZES), **SETTINGS,
+        pool_size=max(SIZES), **SETTINGS, **run,
     )  # fmt: skip
 
 
@@ -50,8 +58,13 @@ def compute_curves(sizes: list[int] | None = None, steps: int | None = None) -> 
 
 
 if __name__ == "__main__":
-    np.savez_compressed(CURVES_PATH, **compute_curves())
-    print(f"wrote {CURVES_PATH}")
-    result = compute()
-    result.save(PATH)
-    print(f"wrote {PATH}\nE_gen =\n{result.e_gen}\nE_mem =\n{result.e_mem}\ncrossover N = {result.crossover()}")
+    args = sweep_arguments([CURVES_PATH.stem, PATH.stem], __doc__.splitlines()[0])
+    if CURVES_PATH.stem in args.only:
+        write_npz_atomic(CURVES_PATH, compute_curves())
+        print(f"wrote {CURVES_PATH}")
+    if PATH.stem in args.only:
+        store = PATH.with_name(".tasks") / PATH.stem
+        result = compute(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
+        result.save(PATH)
+        shutil.rmtree(store)
+        print(f"wrote {PATH}\nE_gen =\n{result.e_gen}\nE_mem =\n{result.e_mem}\ncrossover N = {result.crossover()}")

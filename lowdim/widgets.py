@@ -43,6 +43,7 @@ Tensor = torch.Tensor
 
 
 FRAME_DPI = 72  # precomputed frames: small PNGs, a few dozen per explorer
+MAX_FRAMES = 80  # a larger static grid is refused: the page would carry megabytes of frames
 
 
 def _live_explorer(draw: Callable[..., plt.Figure], controls: dict[str, widgets.Widget]) -> widgets.Widget:
@@ -150,9 +151,6 @@ def _explorer(
     box = widgets.VBox([widgets.HBox(list(picked.values())), stack, note])
     box.add_class("lowdim-explorer")
     return box
-
-
-MAX_FRAMES = 80
 
 
 def noising_frame(

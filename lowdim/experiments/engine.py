@@ -2,7 +2,7 @@
 
 A study is a list of *tasks* (a row of a phase sweep, a network of a reproducibility sweep, a batch of images) and
 a function that computes one task's result from the task alone. Each task carries its own seed, drawn from the
-study's generator by its index (:func:`~lowdim._random.spawn_seeds`), so the results do not depend on how many
+study's generator by its index, so the results do not depend on how many
 workers run the tasks or in which order they finish.
 
 :func:`run_tasks` runs them
@@ -16,7 +16,8 @@ workers run the tasks or in which order they finish.
 With ``store`` (a folder), each finished task is written there as it completes (``task-00012.npz``, to a temporary
 name first, then renamed), and a rerun loads the finished tasks instead of computing them again: an interrupted
 sweep resumes where it stopped. A task's result is a dict of arrays, which is what an ``.npz`` file holds without
-pickle.
+pickle. Every task runs with torch on one thread and the caller's default dtype, in the caller's process or on a
+worker alike, so a sweep gives the same numbers bit for bit however it is run.
 """
 
 from __future__ import annotations
@@ -45,10 +46,24 @@ def _as_arrays(result: Mapping) -> TaskResult:
     }
 
 
-def _single_threaded(compute: Callable, task) -> TaskResult:
-    """Run one task with torch on one thread (on whatever worker runs it) and return its arrays."""
+@contextlib.contextmanager
+def _as_on_a_worker(dtype: torch.dtype) -> Iterator[None]:
+    """Torch on one thread with ``dtype`` as the default, restored afterwards: every task runs like this, serially or
+    on any worker, so the results do not depend on where a task ran (a worker process does not inherit the
+    caller's default dtype, and thread counts change the rounding of reductions)."""
+    threads, default = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(1)
-    return _as_arrays(compute(task))
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(default)
+
+
+def _run_one(compute: Callable, task, dtype: torch.dtype) -> TaskResult:
+    with _as_on_a_worker(dtype):
+        return _as_arrays(compute(task))
 
 
 def _task_path(store: Path, index: int) -> Path:
@@ -114,6 +129,7 @@ def run_tasks(
             if _task_path(store, i).is_file():
                 results[i] = _load(_task_path(store, i))
     pending = [i for i, r in enumerate(results) if r is None]
+    dtype = torch.get_default_dtype()  # the caller's, for every task wherever it runs
 
     def finish(i: int, result: TaskResult) -> None:
         results[i] = result
@@ -126,13 +142,13 @@ def run_tasks(
     with bar:
         if not workers and scheduler is None:
             for i in pending:
-                finish(i, _as_arrays(compute(tasks[i])))
+                finish(i, _run_one(compute, tasks[i], dtype))
                 bar.update()
         elif pending:
             from distributed import as_completed
 
             with dask_client(workers, scheduler) as client:
-                futures = {client.submit(_single_threaded, compute, tasks[i], pure=False): i for i in pending}
+                futures = {client.submit(_run_one, compute, tasks[i], dtype, pure=False): i for i in pending}
                 for future in as_completed(futures):
                     finish(futures[future], future.result())
                     bar.update()

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._checks import check_batch, check_generator, check_positive_int
 from .._random import randn, spawn_seeds, stream
 from ..molrg import MoLRG, random_molrg
 from ..samplers import sample, sample_prior
 from ..train import fit_denoiser
+from .engine import run_tasks
 from .results import NpzResult, smallest_size
 
 Tensor = torch.Tensor
@@ -99,6 +101,21 @@ def train_and_sample(
     return sample(model, x_T, model.schedule, steps=sample_steps, method="heun")
 
 
+def _memorization_cell(d: int, K: int, n_pool: int, steps: int, n_samples: int, width: int, depth: int,
+                       task: tuple[int, int, int]) -> dict[str, float]:  # fmt: skip
+    """One cell of :func:`memorization_sweep`: rank ``task[0]``, ``N = task[1]``, the row's seed ``task[2]``."""
+    r, n, seed = task
+    g = stream(seed)
+    truth = random_molrg(d, K, r, generator=g, dtype=torch.float32)
+    pool = torch.stack([truth.bases[k] @ randn((r, n_pool), g, torch.float32, "cpu") for k in range(K)])
+    train = pool[:, :, :n].permute(0, 2, 1).reshape(K * n, d)  # nested in N
+    samples = train_and_sample(train, steps, n_samples, stream(seed + 1 + n), width, depth)
+    return {
+        "memorized": memorized_fraction(samples, train),
+        "residual": float(subspace_residual(samples, truth).median()),
+    }
+
+
 def memorization_sweep(
     d: int,
     K: int,
@@ -111,27 +128,27 @@ def memorization_sweep(
     generator: torch.Generator | None = None,
     progress: bool = False,
     n_pool: int | None = None,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
 ) -> MemorizationSweep:
     """Train one network per (rank, ``N``) on ``N`` points per component of a random MoLRG (``K`` orthogonal
     rank-``r`` subspaces of :math:`\\mathbb R^d`; training sets are nested in ``N``), sample it and measure
     memorization and distance to the subspaces (module docstring). Each rank row gets a seed drawn from
     ``generator``, in order, and each cell's training and sampling the stream of seed ``row seed + 1 + N``; the
     training sets are the first ``N`` points of a pool of ``n_pool`` (default ``max(sample_sizes)``) per component.
-    So a sweep over the first ranks and any sizes, with the same ``n_pool``, reproduces those cells."""
+    So a sweep over the first ranks and any sizes, with the same ``n_pool``, reproduces those cells, and the cells
+    are the tasks of :func:`~lowdim.experiments.engine.run_tasks` (``workers``, ``scheduler``, ``store``)."""
     d, K = check_positive_int(d, "d"), check_positive_int(K, "K")
     n_pool = check_positive_int(n_pool or max(sample_sizes), "n_pool")
     if max(sample_sizes) > n_pool:
         raise ValueError(f"n_pool must be >= max(sample_sizes) = {max(sample_sizes)}, got {n_pool}")
     seeds = spawn_seeds(check_generator(generator), len(ranks))
-    memorized = np.zeros((len(ranks), len(sample_sizes)))
-    residual = np.zeros((len(ranks), len(sample_sizes)))
-    cells = [(i, j) for i in range(len(ranks)) for j in range(len(sample_sizes))]
-    for i, j in tqdm(cells, desc="memorization sweep", disable=not progress):
-        g, r, n = stream(seeds[i]), ranks[i], sample_sizes[j]
-        truth = random_molrg(d, K, r, generator=g, dtype=torch.float32)
-        pool = torch.stack([truth.bases[k] @ randn((r, n_pool), g, torch.float32, "cpu") for k in range(K)])
-        train = pool[:, :, :n].permute(0, 2, 1).reshape(K * n, d)  # nested in N
-        samples = train_and_sample(train, steps, n_samples, stream(seeds[i] + 1 + n), width, depth)
-        memorized[i, j] = memorized_fraction(samples, train)
-        residual[i, j] = float(subspace_residual(samples, truth).median())
+    tasks = [(r, n, seed) for r, seed in zip(ranks, seeds) for n in sample_sizes]
+    cell = partial(_memorization_cell, d, K, n_pool, steps, n_samples, width, depth)
+    done = run_tasks(cell, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
+                     desc="memorization sweep")  # fmt: skip
+    shape = (len(ranks), len(sample_sizes))
+    memorized = np.array([float(c["memorized"]) for c in done]).reshape(shape)
+    residual = np.array([float(c["residual"]) for c in done]).reshape(shape)
     return MemorizationSweep(d, K, list(ranks), list(sample_sizes), memorized, residual)

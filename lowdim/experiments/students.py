@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._checks import check_generator, check_positive_int
 from .._random import copy_stream, spawn_seeds, stream
@@ -24,6 +25,7 @@ from ..pfd import rms_distance
 from ..samplers import sample, sample_prior
 from ..schedules import VP, Schedule
 from ..train import fit_denoiser
+from .engine import run_tasks
 from .results import NpzResult, smallest_size
 
 Tensor = torch.Tensor
@@ -55,6 +57,22 @@ def student_seed(width: int, n: int) -> int:
     return 1000 * width + n
 
 
+def _student_cell(teacher: MoLRG, pool: Tensor, eval_seed: int, depth: int, steps: int, n_eval: int,
+                  sample_steps: int, n_shown: int, task: tuple[int, int]) -> dict:  # fmt: skip
+    """One cell of :func:`teacher_student`: the student of width ``task[0]`` trained on ``pool[:task[1]]``."""
+    width, n = task
+    schedule = VP()
+    train, seed = pool[:n], student_seed(width, n)
+    student = fit_denoiser(train, steps, "mlp", generator=stream(seed), init_generator=stream(seed), width=width,
+                           depth=depth, **STUDENT)  # fmt: skip
+    x_1 = sample_prior(schedule, (n_eval, teacher.dim), generator=stream(eval_seed), dtype=pool.dtype)
+    e_gen, e_mem, mapped = generalization_errors(
+        student, teacher.denoiser(schedule), train, schedule, x_1, sample_steps
+    )
+    return {"e_gen": e_gen, "e_mem": e_mem, "shown": mapped[:n_shown].float().cpu().numpy(),
+            "params": student.num_parameters()}  # fmt: skip
+
+
 def teacher_student(
     teacher: MoLRG,
     sample_sizes: Sequence[int],
@@ -67,6 +85,9 @@ def teacher_student(
     progress: bool = False,
     pool_size: int | None = None,
     n_show: int = 200,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
 ) -> TeacherStudent:
     """Train one :class:`~lowdim.models.MLPDenoiser` student per (width, ``N``) on the first ``N`` of ``pool_size``
     (default ``max(sample_sizes)``) teacher samples (nested training sets; VP, Adam from lr 3e-3 with cosine decay,
@@ -74,29 +95,24 @@ def teacher_student(
     noises (the same noises for every student). The pool and the evaluation noise's seed come from ``generator``
     (``None``: torch's global generator); each student initializes and trains from copies of the stream of
     :func:`student_seed` ``(width, N)``. So a run over some of the widths and sizes, with the same ``pool_size`` and
-    generator seed, reproduces those cells."""
+    generator seed, reproduces those cells. The cells are the tasks of :func:`~lowdim.experiments.engine.run_tasks`
+    (``workers``, ``scheduler``, ``store``)."""
     generator = check_generator(generator)
     pool_size = check_positive_int(pool_size or max(sample_sizes), "pool_size")
     if max(sample_sizes) > pool_size:
         raise ValueError(f"pool_size must be >= max(sample_sizes) = {max(sample_sizes)}, got {pool_size}")
-    schedule = VP()
     pool, _ = teacher.sample(pool_size, generator=generator)
     eval_seed = spawn_seeds(generator, 1)[0]
-    teacher_D = teacher.denoiser(schedule)
-    e_gen = np.zeros((len(widths), len(sample_sizes)))
-    e_mem = np.zeros((len(widths), len(sample_sizes)))
-    shown = np.zeros((len(widths), len(sample_sizes), min(n_show, n_eval), teacher.dim), dtype=np.float32)
-    params = []
-    cells = [(i, j) for i in range(len(widths)) for j in range(len(sample_sizes))]
-    for i, j in tqdm(cells, desc="teacher-student", disable=not progress):
-        train, seed = pool[: sample_sizes[j]], student_seed(widths[i], sample_sizes[j])
-        student = fit_denoiser(train, steps, "mlp", generator=stream(seed), init_generator=stream(seed),
-                               width=widths[i], depth=depth, **STUDENT)  # fmt: skip
-        if j == 0:
-            params.append(student.num_parameters())
-        x_T = sample_prior(schedule, (n_eval, teacher.dim), generator=stream(eval_seed), dtype=pool.dtype)
-        e_gen[i, j], e_mem[i, j], mapped = generalization_errors(student, teacher_D, train, schedule, x_T, sample_steps)
-        shown[i, j] = mapped[: shown.shape[2]].float().cpu().numpy()
+    n_shown = min(n_show, n_eval)
+    tasks = [(w, n) for w in widths for n in sample_sizes]
+    cell = partial(_student_cell, teacher, pool, eval_seed, depth, steps, n_eval, sample_steps, n_shown)
+    done = run_tasks(cell, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
+                     desc="teacher-student")  # fmt: skip
+    shape = (len(widths), len(sample_sizes))
+    e_gen = np.array([float(c["e_gen"]) for c in done]).reshape(shape)
+    e_mem = np.array([float(c["e_mem"]) for c in done]).reshape(shape)
+    shown = np.stack([c["shown"] for c in done]).reshape(*shape, n_shown, teacher.dim)
+    params = [int(done[i * len(sample_sizes)]["params"]) for i in range(len(widths))]
     return TeacherStudent(list(widths), list(sample_sizes), params, e_gen, e_mem, shown, pool.float().cpu().numpy(),
                           eval_seed)  # fmt: skip
 
