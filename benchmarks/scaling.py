@@ -19,15 +19,13 @@ import multiprocessing
 import os
 import platform
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lowdim._random import spawn_seeds
 from lowdim.experiments.engine import run_tasks
-from lowdim.experiments.phase import _phase_row
+from lowdim.experiments.phase import phase_tasks
 
 STUDY = dict(method="dae", d=48, K=2, ranks=list(range(1, 9)), sample_sizes=list(range(1, 16)), trials=2, steps=600)
 SPIN = 20_000_000  # a pure-Python loop: what two processes at once get from this machine, whatever the study
@@ -60,9 +58,7 @@ def machine_ceiling() -> float:
 def main() -> None:
     torch.set_num_threads(1)
     # the tasks of lowdim.phase_transition(**STUDY, generator=torch.Generator().manual_seed(0))
-    tasks = list(zip(STUDY["ranks"], spawn_seeds(torch.Generator().manual_seed(0), len(STUDY["ranks"]))))
-    row = partial(_phase_row, STUDY["method"], STUDY["d"], STUDY["K"], STUDY["sample_sizes"], STUDY["trials"], None,
-                  STUDY["steps"], 256)  # fmt: skip
+    row, tasks = phase_tasks(**STUDY, generator=torch.Generator().manual_seed(0))
     stamps = []
     start = time.perf_counter()
     serial = run_tasks(row, tasks, desc="serial", on_result=lambda i, r: stamps.append(time.perf_counter()))

@@ -3,7 +3,6 @@ worker killed mid-sweep, and after an interruption (only the unfinished tasks ru
 
 import os
 import signal
-from functools import partial
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 
 import lowdim as ld
 from lowdim.experiments import engine
-from lowdim.experiments.phase import _phase_row
+from lowdim.experiments.phase import phase_tasks
 
 # A small DAE sweep: 4 rows, each about a second on one thread.
 SWEEP = dict(method="dae", d=12, K=2, ranks=[1, 2, 3, 2], sample_sizes=[1, 2, 4], trials=2, steps=60)
@@ -65,11 +64,9 @@ def test_a_worker_killed_mid_sweep_does_not_change_the_result(serial, cluster):
             os.kill(pids[0], signal.SIGKILL)
             killed.append(index)
 
-    settings = (SWEEP["method"], SWEEP["d"], SWEEP["K"], SWEEP["sample_sizes"], SWEEP["trials"], None, 60, 256)
-    seeds = ld._random.spawn_seeds(torch.Generator().manual_seed(0), len(SWEEP["ranks"]))
-    tasks = list(zip(SWEEP["ranks"], seeds))
-    results = engine.run_tasks(partial(_phase_row, *settings), tasks, scheduler=cluster.scheduler_address,
-                               progress=False, on_result=kill_one)  # fmt: skip
+    settings = {k: v for k, v in SWEEP.items() if k != "steps"}
+    row, tasks = phase_tasks(**settings, generator=torch.Generator().manual_seed(0), steps=SWEEP["steps"])
+    results = engine.run_tasks(row, tasks, scheduler=cluster.scheduler_address, progress=False, on_result=kill_one)
     assert killed, "no task finished"
     assert np.array_equal(np.stack([r["errors"] for r in results]), serial.errors)
 

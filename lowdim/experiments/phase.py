@@ -12,7 +12,7 @@ over sample sizes or trials — only over the ranks and over chunks that bound m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -151,6 +151,16 @@ def _phase_row(method: str, d: int, K: int, sample_sizes: list[int], trials: int
     return {"errors": torch.cat(errors).reshape(len(sample_sizes), trials)}
 
 
+def phase_tasks(
+    method: str, d: int, K: int, ranks: Sequence[int], sample_sizes: Sequence[int], trials: int,
+    generator: torch.Generator, restarts: int | None = None, steps: int = 600, chunk_size: int = 256,
+) -> tuple[Callable, list[tuple[int, int]]]:  # fmt: skip
+    """The rows of :func:`phase_transition` as tasks for :func:`~lowdim.experiments.engine.run_tasks`: the function
+    that computes one row, and the tasks ``(rank, the row's own seed)``, seeds drawn from ``generator`` in order."""
+    tasks = list(zip(ranks, spawn_seeds(generator, len(ranks))))
+    return partial(_phase_row, method, d, K, list(sample_sizes), trials, restarts, steps, chunk_size), tasks
+
+
 def phase_transition(
     method: str,
     d: int,
@@ -193,8 +203,7 @@ def phase_transition(
             f"ranks must satisfy K * max(ranks) <= d for orthogonal subspaces, got {K} * {max(ranks)} > {d}"
         )
     generator = check_generator(generator)
-    tasks = list(zip(ranks, spawn_seeds(generator, len(ranks))))  # (rank, the row's own seed)
-    row = partial(_phase_row, method, d, K, list(sample_sizes), trials, restarts, steps, chunk_size)
+    row, tasks = phase_tasks(method, d, K, ranks, sample_sizes, trials, generator, restarts, steps, chunk_size)
     done = run_tasks(row, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
                      desc=f"{method} sweep")  # fmt: skip
     rows = [torch.as_tensor(r["errors"]) for r in done]
