@@ -2,23 +2,28 @@
 (memorization) and N = 1024 (generalization) digits; for chapter 8 a U-Net on 32x32 RGB shapes (d = 3072); for the
 editing and watermarking chapters a wider U-Net on 32x32 two-object scenes (lowdim.scenes).
 
-    .venv/bin/python data/make_checkpoints.py            # five networks; about 15 minutes on 2 cores
-    .venv/bin/python data/make_checkpoints.py digits_mlp_n16   # just one
+    .venv/bin/python data/make_checkpoints.py            # six networks; about 30 minutes on 2 cores
+    .venv/bin/python data/make_checkpoints.py --only digits_mlp_n16   # just one
+    .venv/bin/python data/make_checkpoints.py --workers 2             # one network per task, local Dask cluster
 
 Writes data/checkpoints/<name>.pt (lowdim.checkpoints format, loaded with weights_only=True). Each checkpoint's
 meta holds its training time and SAMPLES samples drawn from noise seed SAMPLE_SEED right after training, so a
-test can check that loading it and sampling again reproduces them bit for bit.
+test can check that loading it and sampling again reproduces them bit for bit. A task trains one network and returns
+the checkpoint file's bytes, which this process writes (atomically): nothing is written on a worker's disk.
 """
 
+import io
+import os
 import platform
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from make_reproducibility import PERMUTATION_SEED, STEPS, digits_pool
 
 import lowdim as ld
+from lowdim.experiments.engine import run_tasks, sweep_arguments
 from lowdim.experiments.reproducibility import draw_samples
 from lowdim.factors import fit_scene_factors
 
@@ -107,27 +112,38 @@ def sample_quality(model, n: int = QUALITY_SAMPLES) -> torch.Tensor:
     return fit_scene_factors(samples.clamp(-1, 1)).residual.float()
 
 
-def build(name: str, folder: Path = FOLDER) -> Path:
-    """Train ``name``, sample it, and write ``folder/<name>.pt``."""
-    folder.mkdir(exist_ok=True)
+def checkpoint_bytes(name: str) -> dict[str, np.ndarray]:
+    """Train ``name``, sample it and return its checkpoint file (lowdim.save_checkpoint) as bytes: one task."""
     model, seconds = train(name)
     extra = {"sample_residual": sample_quality(model)} if MODELS[name].get("data") == "scenes" else {}
-    path = folder / f"{name}.pt"
+    buffer = io.BytesIO()
     ld.save_checkpoint(
-        path, model, data=MODELS[name].get("data", "digits"), n_train=MODELS[name]["n_train"],
+        buffer, model, data=MODELS[name].get("data", "digits"), n_train=MODELS[name]["n_train"],
         permutation_seed=PERMUTATION_SEED, shapes_seed=SHAPES_SEED, scenes_seed=SCENES_SEED, seed=SEED,
         steps=MODELS[name].get("steps", STEPS), batch_size=MODELS[name].get("batch_size", 256), train_seconds=seconds,
         samples=reference_samples(model, MODELS[name].get("data", "digits")),
         sample_seed=SAMPLE_SEED, torch_version=str(torch.__version__),
         cpu_capability=torch.backends.cpu.get_cpu_capability(), machine=platform.machine(), **extra,
     )  # fmt: skip
-    print(f"{name}: {model.num_parameters()} parameters, trained in {seconds:.0f} s")
-    if extra:
-        residual = extra["sample_residual"]
+    return {"checkpoint": np.frombuffer(buffer.getvalue(), dtype=np.uint8)}
+
+
+def write(name: str, result: dict[str, np.ndarray], folder: Path = FOLDER) -> Path:
+    """Write a task's checkpoint bytes to ``folder/<name>.pt`` (temporary file, then rename) and report it."""
+    folder.mkdir(exist_ok=True)
+    path, tmp = folder / f"{name}.pt", folder / f".{name}.pt.{os.getpid()}.tmp"
+    tmp.write_bytes(result["checkpoint"].tobytes())
+    os.replace(tmp, path)
+    model, meta = ld.load_checkpoint(path)
+    print(f"{name}: {model.num_parameters()} parameters, trained in {meta['train_seconds']:.0f} s")
+    if "sample_residual" in meta:
+        residual = meta["sample_residual"]
         print(f"sample residuals: median {residual.median():.3f}, under 0.1: {(residual < 0.1).float().mean():.0%}")
     return path
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or MODELS:
-        build(name)
+    args = sweep_arguments(list(MODELS), __doc__.splitlines()[0])
+    names = [name for name in MODELS if name in args.only]
+    run_tasks(checkpoint_bytes, names, workers=args.workers, scheduler=args.scheduler, progress=args.progress,
+              desc="networks", on_result=lambda i, result: write(names[i], result))  # fmt: skip

@@ -1,8 +1,8 @@
 """Cache chapter 10's evaluation of LOCO edits on the two-object scenes U-Net (lowdim.experiments.loco).
 
     .venv/bin/python data/make_loco.py                  # the sweep, then the held-out evaluation: about 40 minutes
-    .venv/bin/python data/make_loco.py --only sweep     # just the sweep (tuning scenes)
-    .venv/bin/python data/make_loco.py --only evaluation
+    .venv/bin/python data/make_loco.py --only loco_sweep         # just the sweep (tuning scenes)
+    .venv/bin/python data/make_loco.py --only loco_evaluation --workers 2   # batches on a local Dask cluster
 
 1. The sweep (data/loco_sweep.npz) chooses the settings on TUNE_N tuning scenes (seed TUNE_SEED): edit time t,
    null-space rank r' and step lambda for the top direction (v1, both signs), and, at r' = 20, the same for
@@ -11,20 +11,22 @@
    EVAL_SEED): LOCO directions v1..v3 at +-lambda*, +-2 lambda*, the three baselines, composition v1 + v2 and transfer
    to partner scenes, plus the per-image times of learning directions and of a transfer edit.
 
-Scenes are processed in batches of BATCH; batch b's SVD start blocks and random directions come from the stream of
-seed SEED + b alone, so tests/test_data_cache.py recomputes the first batch of each file and compares.
+Scenes are processed in batches of BATCH, each a task (lowdim.experiments.loco.edit_study_batches); batch b's SVD
+start blocks and random directions come from the stream of seed SEED + b alone, so any number of workers gives the
+same file and tests/test_data_cache.py recomputes the first batch of each file and compares. Finished batches are
+kept in data/.tasks/<name>/ until the file is written.
 """
 
-import argparse
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import lowdim as ld
-from lowdim.experiments.loco import EditSpec, EditStudy, edit_study, merge, time_edit, transfer_partners
+from lowdim.experiments.engine import cached_model, sweep_arguments
+from lowdim.experiments.loco import EditSpec, EditStudy, edit_study_batches, time_edit, transfer_partners
 
 CHECKPOINT = "checkpoints/scenes_unet_n16384.pt"
 SEED = 0
@@ -39,10 +41,6 @@ RANK = 5
 TIMED_IMAGES = 4
 SWEEP_PATH = Path(__file__).with_name("loco_sweep.npz")
 EVAL_PATH = Path(__file__).with_name("loco_evaluation.npz")
-
-
-def model() -> ld.UNetDenoiser:
-    return ld.load_checkpoint(ld.data_path(CHECKPOINT))[0]
 
 
 def scene_set(seed: int, n: int):
@@ -69,49 +67,47 @@ def evaluation_specs(t: float, null_rank: int, lam: float, rank: int = 3) -> lis
     return [*specs, EditSpec("compose", t, null_rank, lam, 0)]
 
 
-def run(D, seed: int, n: int, specs: list[EditSpec], batches: list[int] | None = None) -> EditStudy:
-    """``edit_study`` on scene set ``seed`` in batches of BATCH (only ``batches`` if given), merged."""
+def run(seed: int, n: int, specs: list[EditSpec], batches: list[int] | None = None, **engine) -> EditStudy:
+    """The study of ``specs`` on scene set ``seed`` in batches of BATCH (only ``batches`` if given), merged;
+    ``engine``: workers, scheduler, store, progress (lowdim.experiments.engine.run_tasks)."""
     x0, latents, target = scene_set(seed, n)
     partners = transfer_partners(latents, target, torch.Generator().manual_seed(PARTNER_SEED))
-    parts = []
-    for b in tqdm(batches if batches is not None else range(-(-n // BATCH)), desc="batches"):
-        rows = slice(b * BATCH, (b + 1) * BATCH)
-        lat = {k: v[rows] for k, v in latents.items()}
-        part_lat = {k: v[rows] for k, v in partners[1].items()}
-        parts.append(edit_study(D, x0[rows], lat, target[rows], specs, rank=RANK, partners=(partners[0][rows], part_lat),
-                                generator=torch.Generator().manual_seed(SEED + b), progress=True))  # fmt: skip
-    return merge(parts)
+    return edit_study_batches(CHECKPOINT, x0, latents, target, specs, batch_size=BATCH, seed=SEED, rank=RANK,
+                              partners=partners, batches=batches, **engine)  # fmt: skip
 
 
-def compute_sweep(D, batches: list[int] | None = None) -> EditStudy:
-    return run(D, TUNE_SEED, TUNE_N, sweep_specs(), batches)
+def compute_sweep(batches: list[int] | None = None, **engine) -> EditStudy:
+    return run(TUNE_SEED, TUNE_N, sweep_specs(), batches, **engine)
 
 
-def compute_evaluation(D, settings: dict, batches: list[int] | None = None) -> EditStudy:
-    study = run(D, EVAL_SEED, EVAL_N, evaluation_specs(settings["t"], settings["null_rank"], settings["lam"]), batches)
+def compute_evaluation(settings: dict, batches: list[int] | None = None, **engine) -> EditStudy:
+    specs = evaluation_specs(settings["t"], settings["null_rank"], settings["lam"])
+    study = run(EVAL_SEED, EVAL_N, specs, batches, **engine)
     x0, latents, target = scene_set(EVAL_SEED, TIMED_IMAGES)
-    study.seconds_directions, study.seconds_edit = time_edit(
-        D, x0, latents, target, settings["t"], settings["null_rank"], settings["lam"], rank=RANK,
+    study.seconds_directions, study.seconds_edit = time_edit(  # timed here, one image at a time, never on a worker
+        cached_model(CHECKPOINT), x0, latents, target, settings["t"], settings["null_rank"], settings["lam"], rank=RANK,
         generator=torch.Generator().manual_seed(SEED),
     )  # fmt: skip
     return study
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["sweep", "evaluation"])
-    args = parser.parse_args()
-    D = model()
-    if args.only in (None, "sweep"):
+    args = sweep_arguments([SWEEP_PATH.stem, EVAL_PATH.stem], __doc__.splitlines()[0])
+    for name, path in ((SWEEP_PATH.stem, SWEEP_PATH), (EVAL_PATH.stem, EVAL_PATH)):
+        if name not in args.only:
+            continue
+        store = path.with_name(".tasks") / name
+        engine = dict(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
         start = time.perf_counter()
-        compute_sweep(D).save(SWEEP_PATH)
-        print(f"wrote {SWEEP_PATH} in {time.perf_counter() - start:.0f} s")
-    if args.only in (None, "evaluation"):
-        settings = EditStudy.load(SWEEP_PATH).best_settings()
-        print("chosen settings:", settings)
-        start = time.perf_counter()
-        compute_evaluation(D, settings).save(EVAL_PATH)
-        print(f"wrote {EVAL_PATH} in {time.perf_counter() - start:.0f} s")
+        if path == SWEEP_PATH:
+            study = compute_sweep(**engine)
+        else:
+            settings = EditStudy.load(SWEEP_PATH).best_settings()
+            print("chosen settings:", settings)
+            study = compute_evaluation(settings, **engine)
+        study.save(path)
+        shutil.rmtree(store)
+        print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
     if EVAL_PATH.exists():
         study = EditStudy.load(EVAL_PATH)
         for method in ("loco", "masked", "unmasked", "random"):

@@ -1,6 +1,7 @@
 """Cache chapter 11's evaluation of Shallow Diffuse watermarks on the scenes U-Net (lowdim.experiments.shallow_diffuse).
 
-    .venv/bin/python data/make_shallow_diffuse.py       # about 55 minutes on 2 cores
+    .venv/bin/python data/make_shallow_diffuse.py               # about 55 minutes on 2 cores
+    .venv/bin/python data/make_shallow_diffuse.py --workers 2   # the batches on a local Dask cluster
 
 Writes data/shallow_diffuse.npz: N noises (seed NOISE_SEED) in batches of BATCH; each noise's clean generation and
 its marked twins for every cell:
@@ -10,18 +11,21 @@ its marked twins for every cell:
   x_t*) for both bands at NULL_T_STARS (a Jacobian SVD per image and time: the costly part);
 - the frontier at t* = FRONTIER_T: other key geometries from the lowest to the highest frequencies.
 Detection runs under every attack of lowdim.experiments.shallow_diffuse.ATTACKS; scene factors of every image and of
-N independent clean generations (seed REFERENCE_SEED) give the distribution check. Batch b's random attacks and SVD
-start blocks come from seed SEED + b alone, so tests/test_data_cache.py recomputes the first images of batch 0.
+N independent clean generations (seed REFERENCE_SEED) give the distribution check. Each batch is a task
+(lowdim.experiments.shallow_diffuse.watermark_study_batches); batch b's random attacks and SVD start blocks come from
+seed SEED + b alone, so any number of workers gives the same file and tests/test_data_cache.py recomputes the first
+images of batch 0. Finished batches are kept in data/.tasks/shallow_diffuse/ until the file is written.
 """
 
+import shutil
 import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 import lowdim as ld
-from lowdim.experiments.shallow_diffuse import Cell, KeySpec, WatermarkStudy, merge, watermark_study
+from lowdim.experiments.engine import cached_model, sweep_arguments
+from lowdim.experiments.shallow_diffuse import Cell, KeySpec, WatermarkStudy, watermark_study_batches
 
 CHECKPOINT = "checkpoints/scenes_unet_n16384.pt"
 N, BATCH = 200, 40
@@ -36,11 +40,6 @@ FRONTIER = [KeySpec("low", 2.0), KeySpec("low", 4.0, 2.0), KeySpec("low", 8.0, 4
 PATH = Path(__file__).with_name("shallow_diffuse.npz")
 
 
-def model() -> ld.UNetDenoiser:
-    D = ld.load_checkpoint(ld.data_path(CHECKPOINT))[0]
-    return D.requires_grad_(False)
-
-
 def cells() -> list[Cell]:
     main = [Cell(t, KeySpec(band, RADIUS)) for t in T_STARS for band in ("low", "high")]
     null = [Cell(t, KeySpec(band, RADIUS), True) for t in NULL_T_STARS for band in ("low", "high")]
@@ -51,23 +50,26 @@ def noises(schedule, seed: int, n: int = N) -> torch.Tensor:
     return ld.sample_prior(schedule, (n, 3, 32, 32), torch.Generator().manual_seed(seed), torch.float32)
 
 
-def compute(D, batches: list[int] | None = None, rows: int = BATCH, study_cells: list[Cell] | None = None,
-            fit_factors: bool = True) -> WatermarkStudy:  # fmt: skip
-    """The study on batches ``batches`` (default all), the first ``rows`` noises of each, merged."""
-    noise, reference = noises(D.schedule, NOISE_SEED), noises(D.schedule, REFERENCE_SEED)
-    parts = []
-    for b in tqdm(batches if batches is not None else range(N // BATCH), desc="batches"):
-        part = slice(b * BATCH, b * BATCH + rows)
-        parts.append(watermark_study(D, noise[part], study_cells or cells(), steps=STEPS, null_rank=NULL_RANK,
-                                     seed=SEED + b, fit_factors=fit_factors, grid_times=T_STARS,
-                                     reference=reference[part] if fit_factors else None, progress=True))  # fmt: skip
-    return merge(parts)
+def compute(batches: list[int] | None = None, rows: int = BATCH, study_cells: list[Cell] | None = None,
+            fit_factors: bool = True, **engine) -> WatermarkStudy:  # fmt: skip
+    """The study on batches ``batches`` (default all), the first ``rows`` noises of each, merged; ``engine``:
+    workers, scheduler, store, progress (lowdim.experiments.engine.run_tasks)."""
+    schedule = cached_model(CHECKPOINT).schedule
+    noise, reference = noises(schedule, NOISE_SEED), noises(schedule, REFERENCE_SEED)
+    return watermark_study_batches(
+        CHECKPOINT, noise, study_cells or cells(), batch_size=BATCH, seed=SEED, rows=rows,
+        reference=reference if fit_factors else None, batches=batches, steps=STEPS, null_rank=NULL_RANK,
+        fit_factors=fit_factors, grid_times=T_STARS, **engine,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
+    args = sweep_arguments([PATH.stem], __doc__.splitlines()[0])
+    store = PATH.with_name(".tasks") / PATH.stem
     start = time.perf_counter()
-    study = compute(model())
+    study = compute(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
     study.save(PATH)
+    shutil.rmtree(store)
     print(f"wrote {PATH} in {time.perf_counter() - start:.0f} s")
     for c, cell in enumerate(study.cells()):
         row = study.summary(c)

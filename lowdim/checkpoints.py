@@ -8,6 +8,7 @@ A checkpoint is a plain dictionary of strings, numbers, lists and tensors —
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -41,9 +42,10 @@ def _check_plain(value, name: str) -> None:
         raise TypeError(f"{name} must be a number, string, tensor, list or dict, got {type(value).__name__}")
 
 
-def save_checkpoint(path: str | Path, model: PreconditionedDenoiser, **meta) -> None:
+def save_checkpoint(path: str | Path | BinaryIO, model: PreconditionedDenoiser, **meta) -> None:
     """Write ``model`` (an :class:`~lowdim.models.MLPDenoiser` or :class:`~lowdim.models.UNetDenoiser`, or the
-    ``.module`` of an :func:`~lowdim.train.ema_model`) with its config and ``meta`` (numbers, strings, lists, tensors)."""
+    ``.module`` of an :func:`~lowdim.train.ema_model`) with its config and ``meta`` (numbers, strings, lists, tensors)
+    to ``path`` (a file name or a binary file object)."""
     name = type(model).__name__
     if name not in MODELS:
         raise TypeError(f"model must be one of {tuple(MODELS)}, got {name}")

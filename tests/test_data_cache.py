@@ -9,11 +9,19 @@ import pytest
 import torch
 
 import lowdim as ld
+from lowdim.experiments.engine import task_threads
 from lowdim.experiments.memorization import MemorizationSweep
 from lowdim.experiments.reproducibility import ReproducibilitySweep
 from lowdim.experiments.students import TeacherStudent
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(autouse=True)
+def all_cores_per_task():
+    """A recomputation is compared with its file up to a tolerance, not bit for bit: its tasks may use every core."""
+    with task_threads(torch.get_num_threads()):
+        yield
 
 
 def load_script(name):
@@ -162,9 +170,25 @@ def test_teacher_student_curves_cache_matches_its_first_points():
     n = script.CURVES["sizes"][0]
     with np.load(script.CURVES_PATH, allow_pickle=False) as cached:
         cached = {k: cached[k] for k in cached.files}
-    fresh = script.compute_curves(sizes=[n], steps=2 * every)  # constant step size: a prefix of the long run
+    fresh = script.compute_curves([(n, n)], steps=2 * every, progress=False)  # constant step size: a long run's prefix
     np.testing.assert_array_equal(fresh[f"steps_{n}"], cached[f"steps_{n}"][:2])
     for key in (f"e_gen_{n}", f"e_mem_{n}"):
+        np.testing.assert_allclose(fresh[key], cached[key][:2], rtol=0.05)
+
+
+def test_teacher_student_replicates_cache_matches_its_first_points():
+    # the N = 128 replicates: other seeds, the same pool and evaluation noise; the first of them recomputed for two
+    # evaluations
+    script = load_script("make_teacher_student")
+    n, seed = script.REPLICATES["size"], script.REPLICATES["seeds"][0]
+    with np.load(script.REPLICATES_PATH, allow_pickle=False) as f:
+        cached = {k: f[k] for k in f.files}
+    assert sorted(cached) == sorted(
+        f"{k}_{n}_s{s}" for k in ("steps", "e_gen", "e_mem") for s in script.REPLICATES["seeds"]
+    )
+    fresh = script.compute_curves([(n, seed)], steps=2 * script.CURVES["every"], progress=False)
+    np.testing.assert_array_equal(fresh[f"steps_{n}_s{seed}"], cached[f"steps_{n}_s{seed}"][:2])
+    for key in (f"e_gen_{n}_s{seed}", f"e_mem_{n}_s{seed}"):
         np.testing.assert_allclose(fresh[key], cached[key][:2], rtol=0.05)
 
 
@@ -175,9 +199,8 @@ def test_jacobian_spectra_cache_matches_a_recomputed_point():
     with np.load(script.PATH, allow_pickle=False) as f:
         times, cached = f["times"].tolist(), f["singular_values"]
     assert times == script.TIMES and cached.shape == (len(script.TIMES), script.DRAWS, 3072)
-    D = script.model()
     i = times.index(0.5)
-    fresh = script.spectrum(D, script.points(D)[i], 0.5)
+    fresh = script.compute(times=[i], progress=False)[0][0]
     np.testing.assert_allclose(fresh, cached[i], rtol=1e-3, atol=1e-4 * cached[i].max())
     ranks = [ld.effective_rank(torch.as_tensor(s)).tolist() for s in (fresh, cached[i])]
     assert abs(ranks[0][0] - ranks[1][0]) <= 0.002 * 3072
@@ -211,7 +234,7 @@ def test_loco_evaluation_cache_matches_a_recomputed_batch():
     t, r, lam = settings["t"], settings["null_rank"], settings["lam"]
     specs = [EditSpec("loco", t, r, lam, 0), EditSpec("loco", t, r, -lam, 0), EditSpec("masked", t, 0, lam),
              EditSpec("unmasked", t, 0, lam)]  # fmt: skip
-    fresh = script.run(script.model(), script.EVAL_SEED, script.EVAL_N, specs, batches=[0])
+    fresh = script.run(script.EVAL_SEED, script.EVAL_N, specs, batches=[0], progress=False)
     _assert_same_records(fresh, cached, _loco_rows(cached, specs), script.BATCH)
 
 
@@ -225,7 +248,7 @@ def test_shallow_diffuse_cache_matches_recomputed_images():
     assert cached.cells() == script.cells() and cached.marked.shape[-1] == script.N
     cells = [Cell(0.3, KeySpec("low", script.RADIUS)), Cell(0.3, KeySpec("high", script.RADIUS)),
              Cell(1.0, KeySpec("low", script.RADIUS))]  # fmt: skip
-    fresh = script.compute(script.model(), batches=[0], rows=8, study_cells=cells, fit_factors=False)
+    fresh = script.compute(batches=[0], rows=8, study_cells=cells, fit_factors=False, progress=False)
     rows = [cached.index(c) for c in cells]
     for name in ("marked", "clean"):
         np.testing.assert_allclose(getattr(fresh, name), getattr(cached, name)[rows, ..., :8], rtol=1e-3, atol=1e-3)
@@ -241,5 +264,5 @@ def test_loco_sweep_cache_matches_a_recomputed_batch():
     cached = EditStudy.load(script.SWEEP_PATH)
     t, lam = script.TIMES[0], script.LAMBDAS[1]
     specs = [EditSpec("loco", t, r, lam, 0) for r in (0, max(script.NULL_RANKS))]
-    fresh = script.run(script.model(), script.TUNE_SEED, script.TUNE_N, specs, batches=[0])
+    fresh = script.run(script.TUNE_SEED, script.TUNE_N, specs, batches=[0], progress=False)
     _assert_same_records(fresh, cached, _loco_rows(cached, specs), script.BATCH)

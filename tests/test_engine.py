@@ -1,6 +1,7 @@
 """lowdim.experiments.engine: a sweep's tasks give the same result serially, on a two-worker Dask cluster, with a
 worker killed mid-sweep, and after an interruption (only the unfinished tasks run again)."""
 
+import copy
 import os
 import signal
 
@@ -154,3 +155,93 @@ def test_teacher_student_on_two_workers_equals_serial(cluster):
     for field in ("e_gen", "e_mem", "samples"):
         assert np.array_equal(getattr(serial, field), getattr(parallel, field)), field
     assert serial.params == parallel.params and len(serial.params) == 2
+
+
+def test_reproducibility_sweep_on_two_workers_equals_serial(cluster):
+    from lowdim.experiments.reproducibility import reproducibility_sweep
+
+    data = ld.digits(torch.float32, shuffle=True, generator=torch.Generator().manual_seed(0))[0][:64]
+
+    def run(**kw):
+        return reproducibility_sweep(data, [8, 32], {"tiny": {"arch": "mlp", "width": 16, "depth": 1}}, steps=30,
+                                     n_eval=16, n_show=2, **kw)  # fmt: skip
+
+    serial, parallel = run(), run(scheduler=cluster.scheduler_address)
+    for field in ("rp", "gl", "samples"):
+        assert np.array_equal(getattr(serial, field), getattr(parallel, field)), field
+    assert serial.samples.shape == (1, 2, 2, 1, 8, 8) and serial.params == parallel.params
+
+
+def test_jacobian_spectra_on_two_workers_equal_serial(cluster):
+    from lowdim.experiments.jacobian_rank import jacobian_spectra
+
+    points = torch.randn(3, 2, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    serial, seconds = jacobian_spectra("checkpoints/digits_mlp_n16.pt", points, [0.2, 0.5, 0.8], progress=False)
+    parallel, _ = jacobian_spectra("checkpoints/digits_mlp_n16.pt", points, [0.2, 0.5, 0.8], progress=False,
+                                   scheduler=cluster.scheduler_address)  # fmt: skip
+    assert np.array_equal(serial, parallel) and serial.shape == (3, 2, 64) and (seconds > 0).all()
+    # each point's singular values are the full Jacobian's (an independent route: torch.func.jacrev)
+    model = copy.deepcopy(engine.cached_model("checkpoints/digits_mlp_n16.pt")).double()
+    x = points[1, :1].double()
+    J = torch.func.jacrev(lambda v: model(v, torch.tensor([0.5], dtype=torch.float64)))(x)
+    np.testing.assert_allclose(serial[1, 0], torch.linalg.svdvals(J.reshape(64, 64)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _assert_same_records(serial, parallel, timings=()):
+    """Every field equal bit for bit (NaN where NaN), wall-clock timings aside."""
+    a, b = serial.to_arrays(), parallel.to_arrays()
+    for name in a:
+        if name not in timings:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name, strict=True)
+
+
+def test_edit_and_watermark_batches_on_two_workers_equal_serial(cluster):
+    from lowdim.experiments.loco import EditSpec, edit_study_batches
+    from lowdim.experiments.shallow_diffuse import Cell, KeySpec, watermark_study_batches
+
+    checkpoint = "checkpoints/scenes_unet_n16384.pt"
+    x0, latents = ld.scenes(2, generator=torch.Generator().manual_seed(3), dtype=torch.float32)
+    target = torch.tensor([0, 1])
+
+    def edits(**kw):
+        return edit_study_batches(checkpoint, x0, latents, target, [EditSpec("loco", 0.5, 2, 2.0, 0)], batch_size=1,
+                                  rank=1, progress=False, **kw)  # fmt: skip
+
+    serial, parallel = edits(), edits(scheduler=cluster.scheduler_address)
+    assert serial.change.shape == (1, 2, 6)
+    _assert_same_records(serial, parallel)
+
+    noise = ld.sample_prior(ld.VP(), (2, 3, 32, 32), torch.Generator().manual_seed(21), torch.float32)
+
+    def marks(**kw):
+        return watermark_study_batches(checkpoint, noise, [Cell(0.3, KeySpec("low", 4.0))], batch_size=1, steps=5,
+                                       fit_factors=False, attacks=("clean",), progress=False, **kw)  # fmt: skip
+
+    serial, parallel = marks(), marks(scheduler=cluster.scheduler_address)
+    assert serial.marked.shape == (1, 1, 2)
+    _assert_same_records(serial, parallel, timings=("seconds",))
+
+
+def _threads_seen(task):
+    return {"threads": np.int64(torch.get_num_threads()), "dtype": np.str_(str(torch.get_default_dtype()))}
+
+
+def test_tasks_run_on_one_thread_with_the_callers_dtype_unless_told(cluster):
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    other = torch.float32 if dtype == torch.float64 else torch.float64
+    torch.set_default_dtype(other)
+    try:
+        serial = engine.run_tasks(_threads_seen, [0], progress=False)[0]
+        remote = engine.run_tasks(_threads_seen, [0], scheduler=cluster.scheduler_address, progress=False)[0]
+        with engine.task_threads(2):
+            two = engine.run_tasks(_threads_seen, [0], progress=False)[0]
+            two_remote = engine.run_tasks(_threads_seen, [0], scheduler=cluster.scheduler_address, progress=False)[0]
+    finally:
+        torch.set_default_dtype(dtype)
+    assert int(serial["threads"]) == int(remote["threads"]) == 1
+    assert int(two["threads"]) == int(two_remote["threads"]) == 2
+    assert str(serial["dtype"]) == str(remote["dtype"]) == str(other)
+    assert torch.get_num_threads() == threads  # restored after every task
+    with pytest.raises(ValueError, match="threads"):
+        with engine.task_threads(0):
+            pass

@@ -16,14 +16,15 @@ workers run the tasks or in which order they finish.
 With ``store`` (a folder), each finished task is written there as it completes (``task-00012.npz``, to a temporary
 name first, then renamed), and a rerun loads the finished tasks instead of computing them again: an interrupted
 sweep resumes where it stopped. A task's result is a dict of arrays, which is what an ``.npz`` file holds without
-pickle. Every task runs with torch on one thread and the caller's default dtype, in the caller's process or on a
-worker alike, so a sweep gives the same numbers bit for bit however it is run.
+pickle. Every task runs with torch on one thread (:func:`task_threads` changes that) and the caller's default dtype,
+in the caller's process or on a worker alike, so a sweep gives the same numbers bit for bit however it is run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -46,24 +47,52 @@ def _as_arrays(result: Mapping) -> TaskResult:
     }
 
 
+_threads = [1]  # torch threads per task: task_threads changes it
+
+
 @contextlib.contextmanager
-def _as_on_a_worker(dtype: torch.dtype) -> Iterator[None]:
-    """Torch on one thread with ``dtype`` as the default, restored afterwards: every task runs like this, serially or
-    on any worker, so the results do not depend on where a task ran (a worker process does not inherit the
-    caller's default dtype, and thread counts change the rounding of reductions)."""
-    threads, default = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_num_threads(1)
+def task_threads(threads: int) -> Iterator[None]:
+    """Tasks started inside this block run with torch on ``threads`` threads instead of one, serially and on every
+    worker (a cluster's workers should then have that many cores each). Numbers are equal bit for bit only between
+    runs with the same count; a test that compares with a cached file up to a tolerance may use the cores it has."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    _threads.append(threads)
+    try:
+        yield
+    finally:
+        _threads.pop()
+
+
+@contextlib.contextmanager
+def _as_on_a_worker(dtype: torch.dtype, threads: int) -> Iterator[None]:
+    """Torch on ``threads`` threads with ``dtype`` as the default, restored afterwards: every task runs like this,
+    serially or on any worker, so the results do not depend on where a task ran (a worker process does not inherit
+    the caller's default dtype, and thread counts change the rounding of reductions)."""
+    before, default = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(threads)
     torch.set_default_dtype(dtype)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
         torch.set_default_dtype(default)
 
 
-def _run_one(compute: Callable, task, dtype: torch.dtype) -> TaskResult:
-    with _as_on_a_worker(dtype):
+def _run_one(compute: Callable, task, dtype: torch.dtype, threads: int = 1) -> TaskResult:
+    with _as_on_a_worker(dtype, threads):
         return _as_arrays(compute(task))
+
+
+@functools.lru_cache(maxsize=2)
+def cached_model(checkpoint: str) -> torch.nn.Module:
+    """The network of the data file ``checkpoint`` (a name for :func:`~lowdim.data_path`, e.g.
+    ``"checkpoints/scenes_unet_n16384.pt"``), loaded once per process with gradients off for its parameters. Tasks
+    name their network this way, so nothing big travels to a worker and a worker loads it once for all its tasks."""
+    from ..checkpoints import load_checkpoint
+    from .cache import data_path
+
+    return load_checkpoint(data_path(checkpoint))[0].requires_grad_(False)
 
 
 def _task_path(store: Path, index: int) -> Path:
@@ -79,13 +108,18 @@ def _load(path: Path) -> TaskResult:
 def dask_client(workers: int = 0, scheduler: str | None = None) -> Iterator:
     """A ``distributed.Client``: connected to ``scheduler`` when given, else to a new ``LocalCluster`` of ``workers``
     single-threaded worker processes (closed on exit)."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
         with Client(scheduler) as client:
             yield client
         return
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in every worker before it starts. An explicit trim threshold
+    # switches off glibc's adaptive mmap threshold, so every large tensor is mmap-ed, page-faulted and unmapped
+    # again: a DAE phase row took 25 s instead of 11 s on one thread. None unsets it (glibc's defaults return).
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
         LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
             silence_logs=logging.ERROR, env=SINGLE_THREAD_ENV,
@@ -129,7 +163,7 @@ def run_tasks(
             if _task_path(store, i).is_file():
                 results[i] = _load(_task_path(store, i))
     pending = [i for i, r in enumerate(results) if r is None]
-    dtype = torch.get_default_dtype()  # the caller's, for every task wherever it runs
+    dtype, threads = torch.get_default_dtype(), _threads[-1]  # the caller's, for every task wherever it runs
 
     def finish(i: int, result: TaskResult) -> None:
         results[i] = result
@@ -142,13 +176,13 @@ def run_tasks(
     with bar:
         if not workers and scheduler is None:
             for i in pending:
-                finish(i, _run_one(compute, tasks[i], dtype))
+                finish(i, _run_one(compute, tasks[i], dtype, threads))
                 bar.update()
         elif pending:
             from distributed import as_completed
 
             with dask_client(workers, scheduler) as client:
-                futures = {client.submit(_run_one, compute, tasks[i], dtype, pure=False): i for i in pending}
+                futures = {client.submit(_run_one, compute, tasks[i], dtype, threads, pure=False): i for i in pending}
                 for future in as_completed(futures):
                     finish(futures[future], future.result())
                     bar.update()

@@ -7,17 +7,22 @@ PF-ODE trajectories or forward marginals, against :math:`t`; the ranks come from
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .._checks import check_batch, check_callable, check_positive_int, check_tensor
-from ..jacobian import point_ranks
+from ..jacobian import jacobian, point_ranks
 from ..samplers import sample, sample_prior, time_grid
 from ..schedules import Schedule
 from ..sde import perturb
+from .engine import cached_model, run_tasks
 
 Tensor = torch.Tensor
 
@@ -110,3 +115,39 @@ def rank_ratio(
     ratio = ranks.double() / d
     std = ratio.std(1) if ratio.shape[1] > 1 else torch.zeros(len(times), dtype=torch.float64)
     return RankRatio(times, ratio.mean(1), std, ranks)
+
+
+def _point_spectra(checkpoint: str, chunk_size: int, task: tuple[Tensor, float]) -> dict[str, Tensor]:
+    """One time of :func:`jacobian_spectra`: ``task`` = ``(points (B, *shape), t)``."""
+    x, t = task
+    start = time.perf_counter()
+    J = jacobian(cached_model(checkpoint), x, t, chunk_size=chunk_size)
+    values = torch.linalg.svdvals(J.double())
+    return {"singular_values": values, "seconds": np.float64(time.perf_counter() - start)}
+
+
+def jacobian_spectra(
+    checkpoint: str,
+    points: Tensor,
+    times: Sequence[float],
+    *,
+    chunk_size: int = 512,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""All singular values of the full Jacobian :math:`\partial D(x, t)/\partial x` of the network in the data file
+    ``checkpoint`` (:func:`~lowdim.experiments.engine.cached_model`) at ``points[i]`` ``(T, B, *shape)`` and
+    ``times[i]`` (:func:`~lowdim.jacobian.jacobian` in ``chunk_size`` rows per reverse pass, a float64 SVD), each
+    time a task of :func:`~lowdim.experiments.engine.run_tasks` (``workers``, ``scheduler``, ``store``).
+
+    Returns the singular values ``(T, B, d)`` and each task's seconds ``(T,)``."""
+    points = check_tensor(torch.as_tensor(points), "points")
+    if points.dim() < 3 or points.shape[0] != len(times):
+        raise ValueError(f"points must have shape (len(times), B, *shape), got {tuple(points.shape)}")
+    tasks = [(points[i], float(t)) for i, t in enumerate(times)]
+    done = run_tasks(partial(_point_spectra, checkpoint, check_positive_int(chunk_size, "chunk_size")), tasks,
+                     workers=workers, scheduler=scheduler, store=store, progress=progress,
+                     desc="full Jacobians")  # fmt: skip
+    return np.stack([d["singular_values"] for d in done]), np.array([float(d["seconds"]) for d in done])

@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +43,7 @@ from ..editing import edit_directions, project_off, step_along
 from ..factors import SceneFit, fit_scene_factors
 from ..jacobian import jacobian_svd
 from ..samplers import invert, sample
+from .engine import cached_model, run_tasks
 from .results import NpzResult
 
 Tensor = torch.Tensor
@@ -440,6 +443,53 @@ def time_edit(model, x0: Tensor, latents: dict[str, Tensor], target: Tensor, t: 
                t_start=t)  # fmt: skip
         edit += time.perf_counter() - start
     return learn / x0.shape[0], edit / x0.shape[0]
+
+
+def _edit_batch(checkpoint: str, specs: list[EditSpec], rank: int, task: tuple) -> dict[str, np.ndarray]:
+    """One batch of :func:`edit_study_batches`: ``task`` = ``(x0, latents, target, partners or None, seed)``."""
+    x0, latents, target, partners, seed = task
+    study = edit_study(cached_model(checkpoint), x0, latents, target, specs, rank=rank, partners=partners,
+                       generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    return study.to_arrays()
+
+
+def edit_study_batches(
+    checkpoint: str,
+    x0: Tensor,
+    latents: dict[str, Tensor],
+    target: Tensor,
+    specs: Sequence[EditSpec],
+    *,
+    batch_size: int,
+    seed: int = 0,
+    rank: int = 5,
+    partners: tuple[Tensor, dict[str, Tensor]] | None = None,
+    batches: Sequence[int] | None = None,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
+    progress: bool = True,
+) -> EditStudy:
+    """:func:`edit_study` of the network in the data file ``checkpoint`` (:func:`~lowdim.experiments.engine.cached_model`)
+    on the scenes in consecutive batches of ``batch_size``, each batch a task of
+    :func:`~lowdim.experiments.engine.run_tasks` (``workers``, ``scheduler``, ``store``) whose SVD start blocks and
+    random directions come from seed ``seed + b`` alone (``b`` the batch's index), merged (:func:`merge`). Only the
+    batches ``batches`` when given; ``partners`` (:func:`transfer_partners`) are split like the scenes."""
+    x0 = check_batch(x0, "x0")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    n_batches = -(-x0.shape[0] // batch_size)
+    batches = list(range(n_batches)) if batches is None else [int(b) for b in batches]
+    if any(not 0 <= b < n_batches for b in batches):
+        raise ValueError(f"batches must lie in [0, {n_batches}), got {batches}")
+    tasks = []
+    for b in batches:
+        rows = slice(b * batch_size, (b + 1) * batch_size)
+        part = None if partners is None else (partners[0][rows], {k: v[rows] for k, v in partners[1].items()})
+        tasks.append((x0[rows], {k: v[rows] for k, v in latents.items()}, target[rows], part, seed + b))
+    compute = partial(_edit_batch, checkpoint, [EditSpec(*s) for s in specs], rank)
+    done = run_tasks(compute, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
+                     desc="edit batches")  # fmt: skip
+    return merge([EditStudy.from_arrays(part) for part in done])
 
 
 def merge(parts: Sequence[EditStudy]) -> EditStudy:

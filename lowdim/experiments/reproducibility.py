@@ -17,10 +17,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._checks import check_batch, check_positive_int
 from .._random import stream
@@ -28,6 +29,7 @@ from ..samplers import sample, sample_prior
 from ..schedules import VP, Schedule
 from ..similarity import THRESHOLD, Embedding, gl_score, rp_score
 from ..train import fit_denoiser
+from .engine import run_tasks
 from .results import NpzResult
 
 Tensor = torch.Tensor
@@ -61,6 +63,19 @@ class ReproducibilitySweep(NpzResult):
         return np.where(self.gl <= low, "M", np.where(self.gl >= high, "G", "T"))
 
 
+def _network_samples(data: Tensor, capacities: dict[str, dict], steps: int, n_eval: int, noise_seed: int,
+                     task: tuple[str, int, int]) -> dict[str, np.ndarray]:  # fmt: skip
+    """One network of :func:`reproducibility_sweep`: capacity ``task[0]`` trained on ``data[:task[1]]`` from the
+    stream of seed ``task[2]``; its ``n_eval`` samples from the stream of ``noise_seed``, training time, size."""
+    name, n, seed = task
+    start = time.perf_counter()
+    model = fit_denoiser(data[:n], steps, **{"ema_decay": 0.999, **capacities[name]}, generator=stream(seed),
+                         init_generator=stream(seed))  # fmt: skip
+    seconds = time.perf_counter() - start
+    samples = draw_samples(model, tuple(data.shape[1:]), n_eval, stream(noise_seed), dtype=data.dtype)
+    return {"samples": samples, "seconds": np.float64(seconds), "params": np.int64(model.num_parameters())}
+
+
 def reproducibility_sweep(
     data: Tensor,
     sample_sizes: Sequence[int],
@@ -73,35 +88,37 @@ def reproducibility_sweep(
     noise_seed: int = 12345,
     n_show: int = 16,
     progress: bool = False,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
 ) -> ReproducibilitySweep:
     """For every capacity (name → keyword arguments of :func:`~lowdim.train.fit_denoiser`, e.g.
     ``{"arch": "mlp", "width": 128}``) and every ``N`` in ``sample_sizes``, train two networks on ``data[:N]`` and
     score them (module docstring) on ``n_eval`` samples from the same noise. The caller shuffles ``data``; training
-    sets are nested. Every network is its own task: network ``k`` initializes and trains from copies of the stream
-    of ``seeds[k]`` (lr 2e-3 with cosine decay, batches of 256, EMA 0.999 unless the capacity says otherwise), and
-    both are sampled from the stream of ``noise_seed``."""
+    sets are nested. Every network is its own task of :func:`~lowdim.experiments.engine.run_tasks` (``workers``,
+    ``scheduler``, ``store``): network ``k`` initializes and trains from copies of the stream of ``seeds[k]`` (lr
+    2e-3 with cosine decay, batches of 256, EMA 0.999 unless the capacity says otherwise), and both are sampled from
+    the stream of ``noise_seed``; the scores are computed in the caller from the returned samples."""
     data = check_batch(data, "data")
     check_positive_int(n_eval, "n_eval")
+    if len(seeds) != 2:
+        raise ValueError(f"seeds must name the two networks of a cell, got {seeds!r}")
     if max(sample_sizes) > len(data):
         raise ValueError(f"sample_sizes must not exceed len(data) = {len(data)}, got {max(sample_sizes)}")
-    shape = tuple(data.shape[1:])
-    C, S = len(capacities), len(sample_sizes)
-    rp, gl, seconds = np.zeros((C, S)), np.zeros((C, S)), np.zeros((C, S, len(seeds)))
-    shown = np.zeros((C, S, n_show, *shape), dtype=np.float32)
-    params = []
-    cells = [(i, j) for i in range(C) for j in range(S)]
     names = list(capacities)
-    for i, j in tqdm(cells, desc="reproducibility sweep", disable=not progress):
-        runs, train = [], data[: sample_sizes[j]]
-        for k, seed in enumerate(seeds):
-            start = time.perf_counter()
-            model = fit_denoiser(train, steps, **{"ema_decay": 0.999, **capacities[names[i]]},
-                                 generator=stream(seed), init_generator=stream(seed))  # fmt: skip
-            seconds[i, j, k] = time.perf_counter() - start
-            runs.append(draw_samples(model, shape, n_eval, stream(noise_seed), dtype=data.dtype))
-        if j == 0:
-            params.append(model.num_parameters())
+    C, S = len(names), len(sample_sizes)
+    tasks = [(name, int(n), int(seed)) for name in names for n in sample_sizes for seed in seeds]
+    compute = partial(_network_samples, data, capacities, steps, n_eval, noise_seed)
+    done = run_tasks(compute, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
+                     desc="reproducibility sweep")  # fmt: skip
+    done = [done[i : i + 2] for i in range(0, len(done), 2)]  # per cell (capacity-major), both networks
+    rp, gl = np.zeros((C, S)), np.zeros((C, S))
+    seconds = np.array([[net["seconds"] for net in cell] for cell in done]).reshape(C, S, 2)
+    shown = np.stack([cell[0]["samples"][:n_show] for cell in done]).reshape(C, S, n_show, *data.shape[1:])
+    for c, (first, second) in enumerate(done):
+        i, j = divmod(c, S)
+        runs = [torch.as_tensor(first["samples"]), torch.as_tensor(second["samples"])]
         rp[i, j] = rp_score(runs[0], runs[1], threshold, embed)
-        gl[i, j] = gl_score(runs[0], train, threshold, embed)
-        shown[i, j] = runs[0][:n_show].float().cpu().numpy()
-    return ReproducibilitySweep(names, params, list(sample_sizes), rp, gl, seconds, shown)
+        gl[i, j] = gl_score(runs[0], data[: sample_sizes[j]], threshold, embed)
+    params = [int(done[i * S][0]["params"]) for i in range(C)]
+    return ReproducibilitySweep(names, params, list(sample_sizes), rp, gl, seconds, shown.astype(np.float32))

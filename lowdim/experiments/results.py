@@ -17,28 +17,38 @@ class NpzResult:
     :meth:`save` writes each field as one array of a compressed ``.npz`` file and :meth:`load` reads it back with
     ``allow_pickle=False``, converting each array to its field's annotated type."""
 
-    def save(self, path: str | Path) -> None:
-        """Write every field to ``path`` (``.npz``, plain arrays, no pickle), atomically (:func:`write_npz_atomic`)."""
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field as one plain array (numbers or strings, no objects): what :meth:`save` writes and what a task
+        of :func:`~lowdim.experiments.engine.run_tasks` returns."""
         arrays = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
         for name, value in arrays.items():
             if value.dtype == object:
                 raise TypeError(f"field {name} must hold numbers or strings to be saved without pickle")
-        write_npz_atomic(path, arrays)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> typing.Self:
+        """The inverse of :meth:`to_arrays`: each array converted to its field's annotated type."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            array, kind = np.asarray(arrays[field.name]), _kind(field.type)
+            if kind == "list":
+                values[field.name] = array.tolist()
+            elif kind in SCALARS:
+                values[field.name] = SCALARS[kind](array)
+            else:
+                values[field.name] = array
+        return cls(**values)
+
+    def save(self, path: str | Path) -> None:
+        """Write every field to ``path`` (``.npz``, plain arrays, no pickle), atomically (:func:`write_npz_atomic`)."""
+        write_npz_atomic(path, self.to_arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> typing.Self:
         """Read a file written by :meth:`save` (``allow_pickle=False``)."""
-        values = {}
         with np.load(path, allow_pickle=False) as f:
-            for field in dataclasses.fields(cls):
-                array, kind = f[field.name], _kind(field.type)
-                if kind == "list":
-                    values[field.name] = array.tolist()
-                elif kind in SCALARS:
-                    values[field.name] = SCALARS[kind](array)
-                else:
-                    values[field.name] = array
-        return cls(**values)
+            return cls.from_arrays({name: f[name] for name in f.files})
 
 
 def write_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:

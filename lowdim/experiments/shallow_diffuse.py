@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -40,6 +42,7 @@ from ..watermark import (
     watermark_key,
     watermark_score,
 )
+from .engine import cached_model, run_tasks
 from .loco import outside_quality
 from .results import NpzResult
 
@@ -319,6 +322,51 @@ def watermark_study(
         clean_factors=clean_factors, reference_factors=reference_factors, steps=steps, null_rank=null_rank,
         channel=channel, key_seed=key_seed, seconds=time.perf_counter() - start,
     )  # fmt: skip
+
+
+def _watermark_batch(checkpoint: str, cells: list[Cell], settings: dict, task: tuple) -> dict[str, np.ndarray]:
+    """One batch of :func:`watermark_study_batches`: ``task`` = ``(noise, reference or None, seed)``."""
+    noise, reference, seed = task
+    return watermark_study(cached_model(checkpoint), noise, cells, seed=seed, reference=reference,
+                           **settings).to_arrays()  # fmt: skip
+
+
+def watermark_study_batches(
+    checkpoint: str,
+    noise: Tensor,
+    cells: Sequence[Cell],
+    *,
+    batch_size: int,
+    seed: int = 0,
+    rows: int | None = None,
+    reference: Tensor | None = None,
+    batches: Sequence[int] | None = None,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
+    progress: bool = True,
+    **settings,
+) -> WatermarkStudy:
+    """:func:`watermark_study` of the network in the data file ``checkpoint``
+    (:func:`~lowdim.experiments.engine.cached_model`) on the noises in consecutive batches of ``batch_size`` (the
+    first ``rows`` of each when given), each batch a task of :func:`~lowdim.experiments.engine.run_tasks`
+    (``workers``, ``scheduler``, ``store``) with seed ``seed + b`` (``b`` the batch's index), merged (:func:`merge`).
+    ``reference`` noises are split like ``noise``; ``settings`` go to :func:`watermark_study`."""
+    noise = check_batch(noise, "noise")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    rows = batch_size if rows is None else check_positive_int(rows, "rows")
+    n_batches = -(-noise.shape[0] // batch_size)
+    batches = list(range(n_batches)) if batches is None else [int(b) for b in batches]
+    if any(not 0 <= b < n_batches for b in batches):
+        raise ValueError(f"batches must lie in [0, {n_batches}), got {batches}")
+    tasks = []
+    for b in batches:
+        part = slice(b * batch_size, b * batch_size + min(rows, batch_size))
+        tasks.append((noise[part], None if reference is None else reference[part], seed + b))
+    compute = partial(_watermark_batch, checkpoint, _check_cells(cells), settings)
+    done = run_tasks(compute, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
+                     desc="watermark batches")  # fmt: skip
+    return merge([WatermarkStudy.from_arrays(part) for part in done])
 
 
 def merge(parts: Sequence[WatermarkStudy]) -> WatermarkStudy:

@@ -161,3 +161,33 @@ def training_curve(
     fit_denoiser(train, steps, "mlp", generator=generator, init_generator=copy_stream(generator), width=width,
                  depth=depth, lr_schedule=lr_schedule, callback=measure, progress=progress, **STUDENT)  # fmt: skip
     return {key: np.array(value) for key, value in record.items()}
+
+
+def _curve_task(teacher: MoLRG, pool: Tensor, eval_seed: int, settings: dict, task: tuple[int, int]) -> dict:
+    n, seed = task
+    return training_curve(teacher, pool[:n], torch.Generator().manual_seed(seed),
+                          eval_generator=torch.Generator().manual_seed(eval_seed), **settings)  # fmt: skip
+
+
+def training_curves(
+    teacher: MoLRG,
+    pool: Tensor,
+    runs: Sequence[tuple[int, int]],
+    *,
+    eval_seed: int = 0,
+    workers: int = 0,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
+    progress: bool = True,
+    **settings,
+) -> list[dict[str, np.ndarray]]:
+    """:func:`training_curve` for each run ``(N, seed)`` of ``runs``: a student trained on ``pool[:N]`` from the
+    stream of ``seed``, measured on the noises of ``eval_seed``; each run is a task of
+    :func:`~lowdim.experiments.engine.run_tasks` (``workers``, ``scheduler``, ``store``). ``settings`` go to
+    :func:`training_curve` (``width``, ``steps``, ``every``, ``n_eval``...). Returns the curves in the order of
+    ``runs``."""
+    runs = [(check_positive_int(int(n), "runs"), int(seed)) for n, seed in runs]
+    if max(n for n, _ in runs) > len(pool):
+        raise ValueError(f"runs: N must not exceed len(pool) = {len(pool)}")
+    return run_tasks(partial(_curve_task, teacher, pool, eval_seed, settings), runs, workers=workers,
+                     scheduler=scheduler, store=store, progress=progress, desc="training curves")  # fmt: skip
