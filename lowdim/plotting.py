@@ -11,7 +11,7 @@ import torch
 
 from .experiments.memorization import MemorizationSweep
 from .experiments.phase import PhaseTransition
-from .experiments.reproducibility import ReproducibilitySweep
+from .experiments.reproducibility import ReproducibilitySweep, seed_spread
 from .experiments.students import TeacherStudent
 from .schedules import Schedule
 
@@ -154,16 +154,27 @@ def plot_memorization(sweep: MemorizationSweep, axes: Sequence[plt.Axes] | None 
     return axes[0].figure
 
 
-def plot_reproducibility(sweep: ReproducibilitySweep, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+def plot_reproducibility(
+    sweep: ReproducibilitySweep, axes: Sequence[plt.Axes] | None = None, replicates: Sequence[ReproducibilitySweep] = ()
+) -> plt.Figure:
     """A :class:`~lowdim.experiments.reproducibility.ReproducibilitySweep`: RP and GL against ``N``, one line per
-    capacity (the co-emergence figure)."""
+    capacity (the co-emergence figure). With ``replicates`` (the same sweep from other seed pairs), the lines are the
+    means over all of them with error bars of one standard deviation
+    (:func:`~lowdim.experiments.reproducibility.seed_spread`)."""
     axes = _two_panels(axes)
+    sweeps = [sweep, *replicates]
+    spread = seed_spread(sweeps) if replicates else None
     for i, (name, p) in enumerate(zip(sweep.capacities, sweep.params)):
         label = f"{name} ({p / 1e3:.0f}k params)"
-        axes[0].plot(sweep.sample_sizes, sweep.rp[i], "o-", ms=4, label=label)
-        axes[1].plot(sweep.sample_sizes, sweep.gl[i], "o-", ms=4, label=label)
+        for ax, score in zip(axes, ("rp", "gl")):
+            if spread is None:
+                ax.plot(sweep.sample_sizes, getattr(sweep, score)[i], "o-", ms=4, label=label)
+            else:
+                ax.errorbar(sweep.sample_sizes, spread[f"{score}_mean"][i], yerr=spread[f"{score}_std"][i], fmt="o-",
+                            ms=4, capsize=3, label=label)  # fmt: skip
+    suffix = f", mean ± s.d. of {len(sweeps)} seed pairs" if replicates else ""
     for ax, title in zip(axes, ("reproducibility (RP)", "generalization (GL)")):
-        ax.set(xscale="log", xlabel="N (training images)", ylabel="score", ylim=(-0.03, 1.03), title=title)
+        ax.set(xscale="log", xlabel="N (training images)", ylabel="score", ylim=(-0.03, 1.03), title=title + suffix)
         ax.legend(fontsize=8)
     return axes[0].figure
 

@@ -206,6 +206,8 @@ def test_result_figures_draw():
     for fig in (plotting.plot_memorization(memo), plotting.plot_reproducibility(sweep),
                 plotting.plot_teacher_student(students)):  # fmt: skip
         assert sum(len(ax.lines) for ax in fig.axes) >= 2
+    with_bars = plotting.plot_reproducibility(sweep, replicates=[sweep, sweep])
+    assert all(ax.containers for ax in with_bars.axes) and "3 seed pairs" in with_bars.axes[0].get_title()
     grid = plotting.image_grid(torch.rand(2, 3, 3, 4, 4), ["a", "b"], ["x", "y", "z"])
     assert len(grid.axes) == 6 and grid.axes[0].get_ylabel() == "a" and grid.axes[2].get_title() == "z"
     plt.close("all")

@@ -108,3 +108,26 @@ def test_reproducibility_sweep_regimes_and_round_trip(tmp_path):
     back = ReproducibilitySweep.load(tmp_path / "s.npz")
     assert back.capacities == ["a", "b"] and back.sample_sizes == [1, 2, 4, 8]
     np.testing.assert_array_equal(back.gl, gl)
+
+
+def test_seed_spread_is_the_mean_and_sample_deviation_over_seed_pairs():
+    import numpy as np
+    import pytest
+
+    from lowdim.experiments.reproducibility import ReproducibilitySweep, seed_spread
+
+    def sweep(rp, gl, sizes=(1, 2)):
+        return ReproducibilitySweep(["a"], [10], list(sizes), np.array([rp]), np.array([gl]), np.zeros((1, 2, 2)),
+                                    np.zeros((1, 2, 1, 1, 2, 2), np.float32))  # fmt: skip
+
+    sweeps = [sweep([0.2, 1.0], [0.0, 0.5]), sweep([0.4, 1.0], [0.3, 0.5]), sweep([0.9, 1.0], [0.6, 0.5])]
+    spread = seed_spread(sweeps)
+    np.testing.assert_allclose(spread["rp_mean"], [[0.5, 1.0]])
+    np.testing.assert_allclose(spread["gl_mean"], [[0.3, 0.5]])
+    # by hand: deviations (-0.3, -0.1, 0.4) -> sum of squares 0.26 over n - 1 = 2
+    np.testing.assert_allclose(spread["rp_std"], [[np.sqrt(0.13), 0.0]], atol=1e-12)
+    np.testing.assert_allclose(spread["gl_std"], [[0.3, 0.0]], atol=1e-12)
+    with pytest.raises(ValueError, match="at least two"):
+        seed_spread(sweeps[:1])
+    with pytest.raises(ValueError, match="share"):
+        seed_spread([sweeps[0], sweep([0.2, 1.0], [0.0, 0.5], sizes=(1, 4))])

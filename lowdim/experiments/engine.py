@@ -118,8 +118,17 @@ def dask_client(workers: int = 0, scheduler: str | None = None) -> Iterator:
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in every worker before it starts. An explicit trim threshold
     # switches off glibc's adaptive mmap threshold, so every large tensor is mmap-ed, page-faulted and unmapped
     # again: a DAE phase row took 25 s instead of 11 s on one thread. None unsets it (glibc's defaults return).
+    # The worker's event-loop thread takes the GIL from the task's thread at each wake-up: the statistical profiler
+    # (for a dashboard we do not start) every 10 ms, the memory and system monitors every 0.1 and 0.5 s. A torch loop
+    # of small tensors holds the GIL between ops, so each wake-up costs it up to a switch interval (5 ms).
+    settings = {
+        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+        "distributed.worker.profile.enabled": False,
+        "distributed.worker.memory.monitor-interval": "1s",
+        "distributed.admin.system-monitor.interval": "2s",
+    }
     with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+        dask.config.set(settings),
         LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
             silence_logs=logging.ERROR, env=SINGLE_THREAD_ENV,

@@ -122,3 +122,20 @@ def reproducibility_sweep(
         gl[i, j] = gl_score(runs[0], data[: sample_sizes[j]], threshold, embed)
     params = [int(done[i * S][0]["params"]) for i in range(C)]
     return ReproducibilitySweep(names, params, list(sample_sizes), rp, gl, seconds, shown.astype(np.float32))
+
+
+def seed_spread(sweeps: Sequence[ReproducibilitySweep]) -> dict[str, np.ndarray]:
+    """RP and GL of sweeps that differ only in their seed pairs (same capacities, sizes, data and noise): the mean
+    and the sample standard deviation (``ddof=1``) over the sweeps, ``{"rp_mean", "rp_std", "gl_mean", "gl_std"}``,
+    each ``(C, S)``."""
+    if len(sweeps) < 2:
+        raise ValueError(f"sweeps must hold at least two sweeps for a spread, got {len(sweeps)}")
+    first = sweeps[0]
+    for sweep in sweeps[1:]:
+        if sweep.capacities != first.capacities or sweep.sample_sizes != first.sample_sizes:
+            raise ValueError("sweeps must share their capacities and sample sizes")
+    out = {}
+    for name in ("rp", "gl"):
+        values = np.stack([getattr(s, name) for s in sweeps])
+        out[f"{name}_mean"], out[f"{name}_std"] = values.mean(0), values.std(0, ddof=1)
+    return out
