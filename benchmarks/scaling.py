@@ -1,6 +1,6 @@
 """Benchmark: one study serially and on a local Dask cluster of 2 workers, and what more workers would give.
 
-    .venv/bin/python benchmarks/scaling.py      # writes benchmarks/results/scaling.md (about 6 minutes on 2 cores)
+    .venv/bin/python benchmarks/scaling.py      # writes benchmarks/results/scaling.md (about 8 minutes on 2 cores)
 
 The study is the K = 2 DAE phase-transition sweep of chapter 7 at a reduced size (ranks 1..8, N = 1..15, 2 trials,
 600 steps): 8 tasks, one per rank. It runs serially in this process (one torch thread, as each worker has), timing
