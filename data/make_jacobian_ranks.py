@@ -11,14 +11,13 @@ data/.tasks/jacobian_spectra/ until the file is written. tests/test_data_cache.p
 its singular values.
 """
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import lowdim as ld
-from lowdim.experiments.engine import cached_model, sweep_arguments
+from lowdim.experiments.engine import cached_model, sweep_arguments, task_store
 from lowdim.experiments.jacobian_rank import jacobian_spectra, trajectory_points
 from lowdim.experiments.results import write_npz_atomic
 
@@ -49,10 +48,9 @@ def compute(times: list[int] | None = None, **engine) -> tuple[np.ndarray, np.nd
 
 if __name__ == "__main__":
     args = sweep_arguments([PATH.stem], __doc__.splitlines()[0])
-    store = PATH.with_name(".tasks") / PATH.stem
-    spectra, seconds = compute(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
-    write_npz_atomic(PATH, {"times": np.array(TIMES), "singular_values": spectra.astype(np.float32),
-                            "seconds": np.float64(seconds.sum())})  # fmt: skip
-    shutil.rmtree(store)
+    with task_store(PATH) as store:
+        spectra, seconds = compute(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
+        write_npz_atomic(PATH, {"times": np.array(TIMES), "singular_values": spectra.astype(np.float32),
+                                "seconds": np.float64(seconds.sum())})  # fmt: skip
     ranks = ld.effective_rank(torch.as_tensor(spectra)).numpy()
     print(f"wrote {PATH} ({seconds.sum():.0f} s of Jacobians); ranks by 0.99 energy per time:\n{ranks.T}")

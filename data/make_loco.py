@@ -17,7 +17,6 @@ same file and tests/test_data_cache.py recomputes the first batch of each file a
 kept in data/.tasks/<name>/ until the file is written.
 """
 
-import shutil
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 import lowdim as ld
-from lowdim.experiments.engine import cached_model, sweep_arguments
+from lowdim.experiments.engine import cached_model, sweep_arguments, task_store
 from lowdim.experiments.loco import EditSpec, EditStudy, edit_study_batches, time_edit, transfer_partners
 
 CHECKPOINT = "checkpoints/scenes_unet_n16384.pt"
@@ -96,17 +95,16 @@ if __name__ == "__main__":
     for name, path in ((SWEEP_PATH.stem, SWEEP_PATH), (EVAL_PATH.stem, EVAL_PATH)):
         if name not in args.only:
             continue
-        store = path.with_name(".tasks") / name
-        engine = dict(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
         start = time.perf_counter()
-        if path == SWEEP_PATH:
-            study = compute_sweep(**engine)
-        else:
-            settings = EditStudy.load(SWEEP_PATH).best_settings()
-            print("chosen settings:", settings)
-            study = compute_evaluation(settings, **engine)
-        study.save(path)
-        shutil.rmtree(store)
+        with task_store(path) as store:
+            engine = dict(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
+            if path == SWEEP_PATH:
+                study = compute_sweep(**engine)
+            else:
+                settings = EditStudy.load(SWEEP_PATH).best_settings()
+                print("chosen settings:", settings)
+                study = compute_evaluation(settings, **engine)
+            study.save(path)
         print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
     if EVAL_PATH.exists():
         study = EditStudy.load(EVAL_PATH)

@@ -9,12 +9,11 @@ workers gives the same file; finished cells are kept in data/.tasks/memorization
 an interrupted run resumes. tests/test_data_cache.py recomputes one cell and compares it with the file.
 """
 
-import shutil
 from pathlib import Path
 
 import torch
 
-from lowdim.experiments.engine import sweep_arguments
+from lowdim.experiments.engine import sweep_arguments, task_store
 from lowdim.experiments.memorization import MemorizationSweep, memorization_sweep
 
 SETTINGS = dict(d=48, K=2, ranks=[1, 2, 4], sample_sizes=[2, 4, 8, 16, 32, 64, 128], steps=16000, n_samples=200)
@@ -33,11 +32,11 @@ def compute(ranks: list[int] | None = None, sample_sizes: list[int] | None = Non
 if __name__ == "__main__":
     args = sweep_arguments(list(SEEDS), __doc__.splitlines()[0])
     for name in args.only:
-        path, store = PATH.with_name(f"{name}.npz"), PATH.with_name(".tasks") / name
-        result = compute(seed=SEEDS[name], workers=args.workers, scheduler=args.scheduler, store=store,
-                         progress=args.progress)  # fmt: skip
-        result.save(path)
-        shutil.rmtree(store)
+        path = PATH.with_name(f"{name}.npz")
+        with task_store(path) as store:
+            result = compute(seed=SEEDS[name], workers=args.workers, scheduler=args.scheduler, store=store,
+                             progress=args.progress)  # fmt: skip
+            result.save(path)
         print(
             f"wrote {path}: memorized fraction per (r, N) =\n{result.memorized}\nmedian residual =\n{result.residual}"
         )

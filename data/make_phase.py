@@ -11,13 +11,12 @@ so an interrupted run resumes where it stopped (the folder is removed once the f
 tests/test_data_cache.py recomputes the first row(s) with the same settings and compares them with the files.
 """
 
-import shutil
 from pathlib import Path
 
 import torch
 
 import lowdim as ld
-from lowdim.experiments.engine import sweep_arguments
+from lowdim.experiments.engine import sweep_arguments, task_store
 
 GRID = dict(method="dae", d=48, ranks=list(range(1, 9)), sample_sizes=list(range(1, 16)), trials=20, steps=600)
 SWEEPS = {"phase_k1_dae": dict(GRID, K=1), "phase_k2_dae": dict(GRID, K=2)}
@@ -36,8 +35,7 @@ def compute(name: str, ranks: list[int] | None = None, **run) -> ld.PhaseTransit
 if __name__ == "__main__":
     args = sweep_arguments(list(SWEEPS), __doc__.splitlines()[0])
     for name in args.only:
-        store = Path(__file__).with_name(".tasks") / name
-        result = compute(name, workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
-        result.save(path(name))
-        shutil.rmtree(store)
+        with task_store(path(name)) as store:
+            result = compute(name, workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
+            result.save(path(name))
         print(f"wrote {path(name)}: success per (r, N) =\n{result.success}", flush=True)

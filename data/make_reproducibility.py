@@ -10,14 +10,13 @@ data/.tasks/reproducibility_digits/ until the file is written. tests/test_data_c
 compares its scores with the file.
 """
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import lowdim as ld
-from lowdim.experiments.engine import sweep_arguments
+from lowdim.experiments.engine import sweep_arguments, task_store
 from lowdim.experiments.reproducibility import ReproducibilitySweep, reproducibility_sweep
 from lowdim.similarity import RandomFourierEmbedding
 
@@ -56,11 +55,11 @@ def compute(capacities: list[str] | None = None, sample_sizes: list[int] | None 
 if __name__ == "__main__":
     args = sweep_arguments(list(SEED_PAIRS), __doc__.splitlines()[0])
     for name in args.only:
-        path, store = PATH.with_name(f"{name}.npz"), PATH.with_name(".tasks") / name
-        result = compute(seeds=SEED_PAIRS[name], workers=args.workers, scheduler=args.scheduler, store=store,
-                         progress=args.progress)  # fmt: skip
-        result.save(path)
-        shutil.rmtree(store)
+        path = PATH.with_name(f"{name}.npz")
+        with task_store(path) as store:
+            result = compute(seeds=SEED_PAIRS[name], workers=args.workers, scheduler=args.scheduler, store=store,
+                             progress=args.progress)  # fmt: skip
+            result.save(path)
         print(f"wrote {path}\nRP =\n{result.rp}\nGL =\n{result.gl}\nregimes =\n{result.regimes()}")
         seconds = result.seconds
         print(f"training seconds per network: median {float(np.median(seconds)):.0f}, max {seconds.max():.0f}")

@@ -17,14 +17,13 @@ seed SEED + b alone, so any number of workers gives the same file and tests/test
 images of batch 0. Finished batches are kept in data/.tasks/shallow_diffuse/ until the file is written.
 """
 
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
 import lowdim as ld
-from lowdim.experiments.engine import cached_model, sweep_arguments
+from lowdim.experiments.engine import cached_model, sweep_arguments, task_store
 from lowdim.experiments.shallow_diffuse import Cell, KeySpec, WatermarkStudy, watermark_study_batches
 
 CHECKPOINT = "checkpoints/scenes_unet_n16384.pt"
@@ -65,11 +64,10 @@ def compute(batches: list[int] | None = None, rows: int = BATCH, study_cells: li
 
 if __name__ == "__main__":
     args = sweep_arguments([PATH.stem], __doc__.splitlines()[0])
-    store = PATH.with_name(".tasks") / PATH.stem
     start = time.perf_counter()
-    study = compute(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
-    study.save(PATH)
-    shutil.rmtree(store)
+    with task_store(PATH) as store:
+        study = compute(workers=args.workers, scheduler=args.scheduler, store=store, progress=args.progress)
+        study.save(PATH)
     print(f"wrote {PATH} in {time.perf_counter() - start:.0f} s")
     for c, cell in enumerate(study.cells()):
         row = study.summary(c)

@@ -13,14 +13,13 @@ N = 128 from other seeds, same training set and evaluation noise (data/teacher_s
 minimum of E_gen at N = 128 more than one run's noise?).
 """
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import lowdim as ld
-from lowdim.experiments.engine import sweep_arguments
+from lowdim.experiments.engine import sweep_arguments, task_store
 from lowdim.experiments.results import write_npz_atomic
 from lowdim.experiments.students import TeacherStudent, teacher_student, training_curves
 
@@ -73,13 +72,11 @@ if __name__ == "__main__":
     replicates = [(REPLICATES["size"], seed) for seed in REPLICATES["seeds"]]
     for path, runs in ((CURVES_PATH, None), (REPLICATES_PATH, replicates)):
         if path.stem in args.only:
-            store = path.with_name(".tasks") / path.stem
-            write_npz_atomic(path, compute_curves(runs, store=store, **engine))
-            shutil.rmtree(store)
+            with task_store(path) as store:
+                write_npz_atomic(path, compute_curves(runs, store=store, **engine))
             print(f"wrote {path}")
     if PATH.stem in args.only:
-        store = PATH.with_name(".tasks") / PATH.stem
-        result = compute(store=store, **engine)
-        result.save(PATH)
-        shutil.rmtree(store)
+        with task_store(PATH) as store:
+            result = compute(store=store, **engine)
+            result.save(PATH)
         print(f"wrote {PATH}\nE_gen =\n{result.e_gen}\nE_mem =\n{result.e_mem}\ncrossover N = {result.crossover()}")

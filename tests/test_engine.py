@@ -245,3 +245,23 @@ def test_tasks_run_on_one_thread_with_the_callers_dtype_unless_told(cluster):
     with pytest.raises(ValueError, match="threads"):
         with engine.task_threads(0):
             pass
+
+
+def test_batch_slices_cover_the_items_once_and_check_their_arguments():
+    assert engine.batch_slices(10, 4) == [(0, slice(0, 4)), (1, slice(4, 8)), (2, slice(8, 10))]
+    assert engine.batch_slices(10, 4, [2]) == [(2, slice(8, 10))]
+    with pytest.raises(ValueError, match="batches"):
+        engine.batch_slices(10, 4, [3])
+    with pytest.raises(ValueError, match="batch_size"):
+        engine.batch_slices(10, 0)
+
+
+def test_task_store_is_removed_after_success_and_kept_after_a_failure(tmp_path):
+    result = tmp_path / "study.npz"
+    with engine.task_store(result) as store:
+        engine.run_tasks(Flaky(), [1, 2], store=store, progress=False)
+        assert store == tmp_path / ".tasks" / "study" and len(list(store.iterdir())) == 2
+    assert not store.exists()
+    with pytest.raises(KeyboardInterrupt), engine.task_store(result) as store:
+        engine.run_tasks(Flaky(fail_at=2), [1, 2], store=store, progress=False)
+    assert [p.name for p in store.iterdir()] == ["task-00000.npz"]  # kept for the rerun

@@ -104,6 +104,9 @@ def test_reproducibility_sweep_regimes_and_round_trip(tmp_path):
     sweep = ReproducibilitySweep(["a", "b"], [10, 20], [1, 2, 4, 8], np.ones((2, 4)), gl, np.zeros((2, 4, 2)),
                                  np.zeros((2, 4, 3, 1, 2, 2), np.float32))  # fmt: skip
     np.testing.assert_array_equal(sweep.regimes(), [["M", "M", "T", "G"], ["M", "T", "T", "G"]])
+    sweep.rp = np.array([[0.9, 0.4, 0.4, 0.4], [0.5, 0.5, 0.5, 0.49]])  # GL's labels, then RP's verdict on each
+    np.testing.assert_array_equal(sweep.joint_regimes(), [["M", "T", "T", "U"], ["M", "T", "T", "U"]])
+    sweep.rp = np.ones((2, 4))
     sweep.save(tmp_path / "s.npz")
     back = ReproducibilitySweep.load(tmp_path / "s.npz")
     assert back.capacities == ["a", "b"] and back.sample_sizes == [1, 2, 4, 8]

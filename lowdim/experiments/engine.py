@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import functools
 import logging
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -196,6 +197,29 @@ def run_tasks(
                     finish(futures[future], future.result())
                     bar.update()
     return results  # type: ignore[return-value]
+
+
+def batch_slices(n: int, batch_size: int, batches: Sequence[int] | None = None) -> list[tuple[int, slice]]:
+    """Consecutive batches of ``batch_size`` over ``n`` items (the last may be shorter): ``(b, rows)`` for every
+    batch ``b``, or only for the indices in ``batches``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    count = -(-n // batch_size)
+    chosen = list(range(count)) if batches is None else [int(b) for b in batches]
+    if any(not 0 <= b < count for b in chosen):
+        raise ValueError(f"batches must lie in [0, {count}), got {chosen}")
+    return [(b, slice(b * batch_size, min((b + 1) * batch_size, n))) for b in chosen]
+
+
+@contextlib.contextmanager
+def task_store(result: str | Path) -> Iterator[Path]:
+    """The folder where a ``data/make_*.py`` script keeps the finished tasks of the file ``result``:
+    ``.tasks/<name>`` next to it, removed when the block completes (the file written), kept if it fails, so a
+    rerun resumes."""
+    result = Path(result)
+    store = result.with_name(".tasks") / result.stem
+    yield store
+    shutil.rmtree(store, ignore_errors=True)
 
 
 def sweep_arguments(names: Sequence[str], description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -43,7 +43,7 @@ from ..editing import edit_directions, project_off, step_along
 from ..factors import SceneFit, fit_scene_factors
 from ..jacobian import jacobian_svd
 from ..samplers import invert, sample
-from .engine import cached_model, run_tasks
+from .engine import batch_slices, cached_model, run_tasks
 from .results import NpzResult
 
 Tensor = torch.Tensor
@@ -476,14 +476,8 @@ def edit_study_batches(
     random directions come from seed ``seed + b`` alone (``b`` the batch's index), merged (:func:`merge`). Only the
     batches ``batches`` when given; ``partners`` (:func:`transfer_partners`) are split like the scenes."""
     x0 = check_batch(x0, "x0")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    n_batches = -(-x0.shape[0] // batch_size)
-    batches = list(range(n_batches)) if batches is None else [int(b) for b in batches]
-    if any(not 0 <= b < n_batches for b in batches):
-        raise ValueError(f"batches must lie in [0, {n_batches}), got {batches}")
     tasks = []
-    for b in batches:
-        rows = slice(b * batch_size, (b + 1) * batch_size)
+    for b, rows in batch_slices(x0.shape[0], batch_size, batches):
         part = None if partners is None else (partners[0][rows], {k: v[rows] for k, v in partners[1].items()})
         tasks.append((x0[rows], {k: v[rows] for k, v in latents.items()}, target[rows], part, seed + b))
     compute = partial(_edit_batch, checkpoint, [EditSpec(*s) for s in specs], rank)

@@ -62,6 +62,13 @@ class ReproducibilitySweep(NpzResult):
         """``"M"`` where GL ≤ ``low`` (mostly copies), ``"G"`` where GL ≥ ``high`` (mostly new images), else ``"T"``."""
         return np.where(self.gl <= low, "M", np.where(self.gl >= high, "G", "T"))
 
+    def joint_regimes(self, rp_min: float = 0.5, low: float = 0.2, high: float = 0.8) -> np.ndarray:
+        """Labels from both scores: ``"M"`` (GL ≤ ``low``, RP ≥ ``rp_min``: both seeds copy the same image),
+        ``"G"`` (GL ≥ ``high``, RP ≥ ``rp_min``: both draw the same new image), ``"U"`` (GL ≥ ``high`` but
+        RP < ``rp_min``: new images, each seed its own), ``"T"`` otherwise. ``(C, S)`` strings."""
+        by_gl = self.regimes(low, high)
+        return np.where(self.rp >= rp_min, by_gl, np.where(by_gl == "G", "U", "T"))
+
 
 def _network_samples(data: Tensor, capacities: dict[str, dict], steps: int, n_eval: int, noise_seed: int,
                      task: tuple[str, int, int]) -> dict[str, np.ndarray]:  # fmt: skip

@@ -42,7 +42,7 @@ from ..watermark import (
     watermark_key,
     watermark_score,
 )
-from .engine import cached_model, run_tasks
+from .engine import batch_slices, cached_model, run_tasks
 from .loco import outside_quality
 from .results import NpzResult
 
@@ -353,15 +353,10 @@ def watermark_study_batches(
     (``workers``, ``scheduler``, ``store``) with seed ``seed + b`` (``b`` the batch's index), merged (:func:`merge`).
     ``reference`` noises are split like ``noise``; ``settings`` go to :func:`watermark_study`."""
     noise = check_batch(noise, "noise")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    rows = batch_size if rows is None else check_positive_int(rows, "rows")
-    n_batches = -(-noise.shape[0] // batch_size)
-    batches = list(range(n_batches)) if batches is None else [int(b) for b in batches]
-    if any(not 0 <= b < n_batches for b in batches):
-        raise ValueError(f"batches must lie in [0, {n_batches}), got {batches}")
+    rows = None if rows is None else check_positive_int(rows, "rows")
     tasks = []
-    for b in batches:
-        part = slice(b * batch_size, b * batch_size + min(rows, batch_size))
+    for b, batch in batch_slices(noise.shape[0], batch_size, batches):
+        part = batch if rows is None else slice(batch.start, min(batch.stop, batch.start + rows))
         tasks.append((noise[part], None if reference is None else reference[part], seed + b))
     compute = partial(_watermark_batch, checkpoint, _check_cells(cells), settings)
     done = run_tasks(compute, tasks, workers=workers, scheduler=scheduler, store=store, progress=progress,
