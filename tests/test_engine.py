@@ -78,6 +78,9 @@ class Flaky:
     def __init__(self, fail_at=None):
         self.computed, self.fail_at = [], fail_at
 
+    def __getstate__(self):  # the counters are bookkeeping, not settings: they stay out of the task fingerprints
+        return {}
+
     def __call__(self, task):
         if task == self.fail_at:
             raise KeyboardInterrupt
@@ -97,6 +100,15 @@ def test_an_interrupted_sweep_resumes_and_recomputes_only_unfinished_tasks(tmp_p
     assert [int(r["task"]) for r in results] == tasks
     assert all(np.array_equal(r["value"], np.full(3, float(t) ** 2)) for r, t in zip(results, tasks))
     assert not list(tmp_path.glob(".*.tmp"))  # every write was completed and renamed
+
+
+def test_a_store_refuses_tasks_of_other_settings(tmp_path):
+    _sweep(store=tmp_path)
+    with pytest.raises(ValueError, match="another task or study settings"):
+        ld.phase_transition(**{**SWEEP, "steps": 61}, generator=torch.Generator().manual_seed(0), progress=False,
+                            store=tmp_path)  # fmt: skip
+    with pytest.raises(ValueError, match="another task or study settings"):  # other seeds: other tasks
+        ld.phase_transition(**SWEEP, generator=torch.Generator().manual_seed(1), progress=False, store=tmp_path)
 
 
 def test_a_resumed_phase_sweep_equals_the_serial_one(serial_store):
@@ -265,3 +277,24 @@ def test_task_store_is_removed_after_success_and_kept_after_a_failure(tmp_path):
     with pytest.raises(KeyboardInterrupt), engine.task_store(result) as store:
         engine.run_tasks(Flaky(fail_at=2), [1, 2], store=store, progress=False)
     assert [p.name for p in store.iterdir()] == ["task-00000.npz"]  # kept for the rerun
+
+
+def _study_fingerprint(_=None):
+    from functools import partial
+
+    data = torch.arange(12.0, dtype=torch.float32).reshape(3, 4)  # explicit: pytest's default dtype is float64
+    return engine._fingerprint(partial(np.add, data), (3, data[1], torch.tensor(2.5, dtype=torch.float64)))
+
+
+def test_task_fingerprints_depend_on_values_not_on_the_process():
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        other_process = pool.apply(_study_fingerprint)
+    assert _study_fingerprint() == other_process != ""  # torch's own pickles of a tensor differ between processes
+    from functools import partial
+
+    assert engine._fingerprint(partial(np.add, torch.zeros(2)), 1) != engine._fingerprint(
+        partial(np.add, torch.ones(2)), 1
+    )
+    assert engine._fingerprint(lambda t: t, 1) == ""  # not picklable: not checked

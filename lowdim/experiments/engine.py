@@ -14,8 +14,9 @@ workers run the tasks or in which order they finish.
 - or on an existing cluster, ``scheduler="tcp://host:8786"``.
 
 With ``store`` (a folder), each finished task is written there as it completes (``task-00012.npz``, to a temporary
-name first, then renamed), and a rerun loads the finished tasks instead of computing them again: an interrupted
-sweep resumes where it stopped. A task's result is a dict of arrays, which is what an ``.npz`` file holds without
+name first, then renamed, with a fingerprint of the task and the study's settings), and a rerun loads the finished
+tasks instead of computing them again: an interrupted sweep resumes where it stopped. A stored task whose fingerprint
+differs (the settings changed in between) is refused, not reused. A task's result is a dict of arrays, which is what an ``.npz`` file holds without
 pickle. Every task runs with torch on one thread (:func:`task_threads` changes that) and the caller's default dtype,
 in the caller's process or on a worker alike, so a sweep gives the same numbers bit for bit however it is run.
 """
@@ -25,7 +26,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import hashlib
+import io
 import logging
+import pickle
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -100,9 +104,45 @@ def _task_path(store: Path, index: int) -> Path:
     return store / f"task-{index:05d}.npz"
 
 
-def _load(path: Path) -> TaskResult:
+FINGERPRINT = "__task__"  # the key of a stored task's fingerprint
+
+
+def _tensor_bytes(dtype: str, shape: tuple, data: bytes) -> None:  # pragma: no cover - never unpickled
+    raise NotImplementedError
+
+
+class _Canonical(pickle.Pickler):
+    """A pickler whose output depends on values only: torch pickles a tensor's storage under a key that changes from
+    process to process, so a tensor is written as its dtype, shape and bytes."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, torch.Tensor):
+            data = obj.detach().cpu().contiguous().reshape(-1)
+            return _tensor_bytes, (str(obj.dtype), tuple(obj.shape), data.view(torch.uint8).numpy().tobytes())
+        return NotImplemented
+
+
+def _fingerprint(compute: Callable, task) -> str:
+    """SHA-256 of ``(compute, task)`` pickled by value (:class:`_Canonical`): the study's settings (a
+    ``functools.partial``'s arguments) and the task, the same in every process. Empty when they cannot be pickled
+    (a lambda: only serial runs), and then not checked."""
+    buffer = io.BytesIO()
+    try:
+        _Canonical(buffer, protocol=5).dump((compute, task))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return ""
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+def _load(path: Path, fingerprint: str) -> TaskResult:
     with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+        result = {k: f[k] for k in f.files}
+    stored = str(result.pop(FINGERPRINT, ""))
+    if stored and fingerprint and stored != fingerprint:
+        raise ValueError(
+            f"store: {path} holds the result of another task or study settings; remove {path.parent} to recompute"
+        )
+    return result
 
 
 @contextlib.contextmanager
@@ -171,14 +211,14 @@ def run_tasks(
         store.mkdir(parents=True, exist_ok=True)
         for i in range(len(tasks)):
             if _task_path(store, i).is_file():
-                results[i] = _load(_task_path(store, i))
+                results[i] = _load(_task_path(store, i), _fingerprint(compute, tasks[i]))
     pending = [i for i, r in enumerate(results) if r is None]
     dtype, threads = torch.get_default_dtype(), _threads[-1]  # the caller's, for every task wherever it runs
 
     def finish(i: int, result: TaskResult) -> None:
         results[i] = result
         if store is not None:
-            write_npz_atomic(_task_path(store, i), result)
+            write_npz_atomic(_task_path(store, i), {**result, FINGERPRINT: np.str_(_fingerprint(compute, tasks[i]))})
         if on_result is not None:
             on_result(i, result)
 
