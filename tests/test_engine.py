@@ -298,3 +298,20 @@ def test_task_fingerprints_depend_on_values_not_on_the_process():
         partial(np.add, torch.ones(2)), 1
     )
     assert engine._fingerprint(lambda t: t, 1) == ""  # not picklable: not checked
+
+
+def test_training_curves_on_two_workers_equal_serial(cluster):
+    from lowdim.experiments.students import training_curves
+
+    teacher = ld.random_molrg(4, 2, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float32)
+    pool, _ = teacher.sample(8, generator=torch.Generator().manual_seed(4))
+
+    def run(**kw):
+        return training_curves(teacher, pool, [(4, 1), (8, 2)], width=8, depth=1, steps=20, every=10, n_eval=8,
+                               progress=False, **kw)  # fmt: skip
+
+    serial, parallel = run(), run(scheduler=cluster.scheduler_address)
+    for a, b in zip(serial, parallel):
+        for key in ("steps", "e_gen", "e_mem"):
+            assert np.array_equal(a[key], b[key]), key
+    assert serial[0]["steps"].tolist() == [10, 20] and not np.array_equal(serial[0]["e_gen"], serial[1]["e_gen"])
