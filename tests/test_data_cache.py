@@ -18,10 +18,17 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture(autouse=True)
-def all_cores_per_task():
-    """A recomputation is compared with its file up to a tolerance, not bit for bit: its tasks may use every core."""
-    with task_threads(torch.get_num_threads()):
-        yield
+def as_the_scripts_run():
+    """A recomputation runs as its script did: float32 as the default dtype (the suite's is float64; the engine hands
+    the caller's default to every task). It is compared with its file up to a tolerance, not bit for bit, so its
+    tasks may use every core."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with task_threads(torch.get_num_threads()):
+            yield
+    finally:
+        torch.set_default_dtype(default)
 
 
 def load_script(name):
